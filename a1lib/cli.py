@@ -1,0 +1,67 @@
+"""The ``a1`` command line: one entry point that drives every pipeline step.
+
+Each command lives in the module that owns the concept and exposes two functions:
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported lazily so that
+``a1 --help`` answers instantly (importing torch takes seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (group, command) -> (module, one-line help). A command with group None is top level.
+COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
+    ("data", "generate"): ("a1lib.data.generate", "generate the sim / lab / human datasets (LeRobot v3.0)"),
+    ("data", "info"): ("a1lib.data.info", "summarise a dataset on disk and validate it"),
+    ("tokenizer", "train"): ("a1lib.models.tokenizer_cli", "train the image tokenizer (VAE) and the text tokenizer"),
+    ("tokenizer", "encode"): ("a1lib.models.latent_cache", "encode every dataset frame once into the latent cache"),
+    (None, "serve"): ("a1lib.serve.server", "serve a policy over websockets (openpi protocol)"),
+}
+
+GROUP_HELP = {
+    "data": "simulated datasets in LeRobotDataset v3.0 format",
+    "tokenizer": "the frozen image tokenizer, the text tokenizer and the latent cache",
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = []
+    for (group, name), (_, help_) in COMMANDS.items():
+        lines.append(f"  a1 {(group + ' ') if group else ''}{name:<12} {help_}")
+    return argparse.ArgumentParser(
+        prog="a1",
+        description="A1 workbench: imagine, then act. Every pipeline step is a subcommand.",
+        epilog="commands:\n" + "\n".join(lines) + "\n\nRun `a1 <command> --help` for its options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = [a for a in argv[:2] if not a.startswith("-")]
+    key = None
+    if len(words) >= 2 and (words[0], words[1]) in COMMANDS and argv[:2] == words[:2]:
+        key, rest = (words[0], words[1]), argv[2:]
+    elif words and (None, words[0]) in COMMANDS and argv[0] == words[0]:
+        key, rest = (None, words[0]), argv[1:]
+    if key is None:
+        top = _top_parser()
+        if words and words[0] in GROUP_HELP:
+            sub = [n for (g, n) in COMMANDS if g == words[0]]
+            top.error(f"`a1 {words[0]}` needs a command: one of {', '.join(sub)}")
+        if argv and argv[0] not in ("-h", "--help"):
+            top.error(f"unknown command: {' '.join(argv[:2])}")
+        top.print_help()
+        return 0
+    module_name, help_ = COMMANDS[key]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog="a1 " + " ".join(k for k in key if k), description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

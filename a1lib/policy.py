@@ -35,3 +35,38 @@ class Policy(Protocol):
     def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]: ...
 
     def reset(self) -> None: ...
+
+
+class RandomPolicy:
+    """A seeded baseline: uniform random action chunks in ``[low, high]``.
+
+    Useful to exercise the robot loop and the server before any model is trained. ``latency_s``
+    simulates inference time (the watchdog tests use it to stall on purpose).
+    """
+
+    def __init__(
+        self,
+        action_dim: int = 5,
+        horizon: int = 10,
+        seed: int = 0,
+        low: float = -1.0,
+        high: float = 1.0,
+        latency_s: float = 0.0,
+    ) -> None:
+        if action_dim < 1 or horizon < 1:
+            raise ValueError(f"RandomPolicy: action_dim and horizon must be >= 1, got {action_dim}, {horizon}")
+        self.action_dim, self.horizon, self.seed = action_dim, horizon, seed
+        self.low, self.high, self.latency_s = low, high, latency_s
+        self.rng = np.random.default_rng(seed)
+        self.metadata = {"policy": "random", "action_dim": action_dim, "horizon": horizon}
+
+    def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
+        if self.latency_s > 0:
+            import time
+
+            time.sleep(self.latency_s)
+        actions = self.rng.uniform(self.low, self.high, size=(self.horizon, self.action_dim))  # (H, A)
+        return {"actions": actions.astype(np.float32)}
+
+    def reset(self) -> None:
+        self.rng = np.random.default_rng(self.seed)

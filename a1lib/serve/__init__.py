@@ -1,0 +1,7 @@
+"""Remote inference, openpi-compatible: ``a1 serve`` (server.py), ``RemotePolicy`` (client.py) and
+the msgpack-numpy wire format (msgpack_numpy.py)."""
+
+from a1lib.serve.client import RemotePolicy, RemotePolicyError
+from a1lib.serve.server import PolicyServer, ServerConfig, load_policy
+
+__all__ = ["PolicyServer", "RemotePolicy", "RemotePolicyError", "ServerConfig", "load_policy"]

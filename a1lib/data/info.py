@@ -1,0 +1,49 @@
+"""``a1 data info PATH``: validate a dataset on disk and print a short summary.
+
+Loading through ``LeRobotDataset`` checks everything the reader checks (layout, version, columns
+against features, index ranges); a broken dataset prints the DatasetError and exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from a1lib.data.errors import DatasetError
+
+
+def dir_size_mb(root: Path) -> float:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
+
+
+def summary(root: str | Path) -> str:
+    from a1lib.data.reader import LeRobotDataset
+
+    ds = LeRobotDataset(root)
+    lines = [
+        f"dataset   {ds.root}",
+        f"version   {ds.version}   fps {ds.fps}   robot_type {ds.info.get('robot_type')}",
+        f"episodes  {ds.num_episodes}   frames {len(ds)}   size {dir_size_mb(ds.root):.2f} MB",
+        f"tasks     {len(ds.tasks)}",
+    ]
+    lines += [f"  [{i}] {t}" for i, t in enumerate(ds.tasks[:20])]
+    if len(ds.tasks) > 20:
+        lines.append(f"  ... {len(ds.tasks) - 20} more")
+    lines.append("features")
+    for key, spec in ds.features.items():
+        lines.append(f"  {key:<24} {spec['dtype']:<8} {tuple(spec['shape'])}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="dataset root (the folder holding meta/info.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        print(summary(args.path))
+    except DatasetError as e:
+        print(f"error: {e}")
+        return 1
+    print("ok: dataset is valid")
+    return 0

@@ -1,0 +1,151 @@
+"""A1Config: every size and switch of the A1 Mixture-of-Transformers in one dataclass.
+
+The original InternVLA-A1 (3B) has three Qwen3 experts of 28 layers each: understanding (hidden
+2048), generation and action (hidden 1024). Ours keeps the structure and shrinks the sizes:
+
+* all experts share ``num_layers``, ``num_heads``, ``num_kv_heads`` and ``head_dim`` (they meet in
+  one joint attention at every layer); each has its own hidden and MLP width.
+* ``generation`` picks the variant: ``"full"`` (A1), ``"none"`` (pi0-style, two experts, no
+  middle tokens) or ``"no_future_loss"`` (history tokens flow through the generation expert, but
+  nothing is trained to predict the future).
+* ``lambda_und = 0`` switches the understanding (scene question answering) loss off.
+
+Presets: ``A1Config.preset("ci" | "cpu" | "gpu", **overrides)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+GENERATION_MODES = ("full", "none", "no_future_loss")
+
+
+@dataclass
+class A1Config:
+    # --- observation -------------------------------------------------------------------------
+    image_size: int = 64  # square RGB images, (B, 3, image_size, image_size) in [0, 1]
+    patch_size: int = 16  # 64 / 16 -> 4x4 = 16 image tokens
+    vocab_size: int = 512  # text tokenizer vocabulary (a separate helper trains it)
+    max_text_len: int = 16  # longest instruction / question / answer in tokens
+    # --- the shared transformer geometry -------------------------------------------------------
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2  # grouped-query attention, like the original (16 q / 8 kv heads)
+    head_dim: int = 32
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-6
+    # --- expert widths ------------------------------------------------------------------------
+    und_hidden: int = 128
+    und_mlp: int = 384
+    gen_hidden: int = 96
+    gen_mlp: int = 288
+    act_hidden: int = 96
+    act_mlp: int = 288
+    # --- generation expert: tokenizer latents in, predicted future latent out ----------------
+    generation: str = "full"  # "full" | "none" | "no_future_loss"
+    latent_channels: int = 4  # C of the frozen image tokenizer (8x down: 64x64 -> 4x8x8)
+    latent_size: int = 8  # h = w of the latent
+    gen_patch: int = 2  # 2x2 stride-2 conv: 8x8 -> 4x4 = 16 tokens per frame
+    gen_lift_channels: int = 32  # width after the 1x1 lifting conv
+    # --- action expert: flow matching --------------------------------------------------------
+    state_dim: int = 8
+    action_dim: int = 5
+    chunk_size: int = 10  # H, actions per chunk
+    num_inference_steps: int = 10  # Euler steps from t=1 (noise) to t=0 (actions)
+    time_min_period: float = 4e-3  # sinusoidal time embedding periods (pi0 values)
+    time_max_period: float = 4.0
+    time_beta_alpha: float = 1.5  # t ~ Beta(1.5, 1) * 0.999 + 0.001
+    # --- losses --------------------------------------------------------------------------------
+    lambda_gen: float = 0.01  # as the original
+    lambda_und: float = 0.1  # 0 switches the understanding loss (and its pass) off
+    # --- init ------------------------------------------------------------------------------------
+    init_std: float = 0.02
+    seed: int = 0  # parameter initialisation seed
+
+    def __post_init__(self) -> None:
+        errors = []
+        if self.generation not in GENERATION_MODES:
+            errors.append(f"generation={self.generation!r} not in {GENERATION_MODES}")
+        if self.image_size % self.patch_size:
+            errors.append(f"image_size {self.image_size} not divisible by patch_size {self.patch_size}")
+        if self.latent_size % self.gen_patch:
+            errors.append(f"latent_size {self.latent_size} not divisible by gen_patch {self.gen_patch}")
+        if self.num_heads % self.num_kv_heads:
+            errors.append(f"num_heads {self.num_heads} not divisible by num_kv_heads {self.num_kv_heads}")
+        if self.head_dim % 2:
+            errors.append(f"head_dim {self.head_dim} must be even (RoPE)")
+        for name in ("num_layers", "vocab_size", "max_text_len", "state_dim", "action_dim",
+                     "chunk_size", "num_inference_steps", "und_hidden", "act_hidden"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lambda_gen < 0 or self.lambda_und < 0:
+            errors.append("lambda_gen and lambda_und must be >= 0")
+        if errors:
+            raise ValueError("A1Config: " + "; ".join(errors))
+
+    # --- derived sizes ------------------------------------------------------------------------
+    @property
+    def has_generation_expert(self) -> bool:
+        return self.generation != "none"
+
+    @property
+    def num_image_tokens(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def gen_tokens_per_frame(self) -> int:
+        return (self.latent_size // self.gen_patch) ** 2
+
+    @property
+    def num_gen_tokens(self) -> int:
+        """Middle tokens: two frames (t - delta, t); 0 without a generation expert."""
+        return 2 * self.gen_tokens_per_frame if self.has_generation_expert else 0
+
+    def max_tokens(self) -> int:
+        """Tokens per sample of the action pass at full instruction length."""
+        return self.num_image_tokens + self.max_text_len + self.num_gen_tokens + 1 + self.chunk_size
+
+    # --- (de)serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "A1Config") -> "A1Config":
+        """Strict: an unknown key is an error naming it (a typo never silently becomes a default)."""
+        from a1lib.params import from_dict
+
+        return from_dict(cls, data, where=where)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "A1Config":
+        if name not in PRESETS:
+            raise ValueError(f"unknown A1Config preset {name!r}; have {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides}, where=f"A1Config.preset({name!r})")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Tiny: unit tests and notebooks in CI (seconds).
+    "ci": dict(
+        image_size=32, patch_size=16, vocab_size=64, max_text_len=8,
+        num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16,
+        und_hidden=32, und_mlp=64, gen_hidden=32, gen_mlp=64, act_hidden=32, act_mlp=64,
+        latent_channels=4, latent_size=4, gen_patch=2, gen_lift_channels=8,
+        state_dim=8, action_dim=5, chunk_size=4, num_inference_steps=4,
+    ),
+    # The workbench default: pretrains on 2 CPU cores (sized by bench/bench_model.py).
+    "cpu": dict(),
+    # A GPU-sized model: 128 px images, 8 layers, width 512.
+    "gpu": dict(
+        image_size=128, patch_size=16, vocab_size=2048, max_text_len=32,
+        num_layers=8, num_heads=8, num_kv_heads=4, head_dim=64,
+        und_hidden=512, und_mlp=1536, gen_hidden=384, gen_mlp=1152, act_hidden=384, act_mlp=1152,
+        latent_channels=4, latent_size=16, gen_patch=4, gen_lift_channels=64,
+        chunk_size=10, num_inference_steps=10,
+    ),
+}

@@ -1,0 +1,398 @@
+"""The frozen image tokenizer: a small VAE that turns a frame into a continuous latent grid.
+
+InternVLA-A1 never predicts pixels. Its generation expert predicts the *latent* of a future frame,
+as produced by a frozen, pretrained image tokenizer (Cosmos-Tokenizer-CI8x8: a continuous
+tokenizer that downsamples 8x in space, 256x256x3 -> 16x32x32). We have no such tokenizer for our
+tiny tabletop world, so we train a stand-in once and then freeze it:
+
+    image (N, 3, 64, 64) in [0, 1]  --encoder-->  latent (N, 4, 8, 8)  --decoder-->  image
+
+* It is a ``diffusers.AutoencoderKL``: four encoder/decoder levels, each halving (doubling) the
+  resolution except the last, so 2**3 = 8x down, exactly like CI8x8. The latent is continuous
+  (a diagonal Gaussian posterior). We use the posterior MEAN to encode, so the same frame always
+  gives the same latent, like a deterministic tokenizer.
+* Why AutoencoderKL and not AutoencoderTiny: AutoencoderTiny (TAESD) is a distilled *decoder
+  approximation* of an existing VAE with a clamped, quantisation-friendly latent and no posterior;
+  trained from scratch it is just a plain autoencoder. AutoencoderKL is the real thing the
+  original's tokenizer corresponds to: a continuous latent regularised by a small KL term towards
+  N(0, 1), which keeps the latent space smooth, and that is what a regression target (the
+  generation loss is an MSE on latents) wants. Its channel counts and depth are configurable, so it
+  can be made small enough to train on 2 CPU cores in minutes.
+* After training we measure the mean and std of the training latents and store them in the VAE's
+  own config (``shift_factor``, ``scaling_factor``, the diffusers convention): ``encode`` returns
+  ``(mean - shift) * scale`` so the latents the generation expert regresses have ~zero mean and
+  ~unit std, whatever the VAE happened to learn.
+* ``save``/``load`` use ``save_pretrained`` with safetensors (no pickle) plus a small JSON with our
+  training config; the whole directory is written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+from tqdm.auto import tqdm
+
+META_FILE = "image_tokenizer.json"  # our config + latent statistics, next to diffusers' config.json
+
+
+@dataclass
+class ImageTokenizerConfig:
+    image_size: int = 64  # frames are image_size x image_size RGB
+    latent_channels: int = 4  # C of the latent (N, C, image_size/8, image_size/8)
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 64)  # one per level; n levels -> 2**(n-1) down
+    layers_per_block: int = 1  # resnet blocks per encoder level (the decoder uses one more)
+    norm_num_groups: int = 8  # GroupNorm groups; must divide every entry of block_out_channels
+    mid_attention: bool = True  # self-attention in the bottleneck (cheap at 8x8)
+    train_steps: int = 400
+    batch_size: int = 32
+    lr: float = 1e-3  # peak AdamW lr; linear warmup then cosine decay to 10%
+    kl_weight: float = 1e-4  # weight of the per-element KL(posterior || N(0, 1))
+    seed: int = 0
+    heldout_fraction: float = 0.1  # fraction of EPISODES held out for PSNR
+    max_eval_frames: int = 512  # cap on frames used for PSNR / latent statistics
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    def validate(self) -> None:
+        if len(self.block_out_channels) < 1:
+            raise ValueError("ImageTokenizerConfig.block_out_channels must not be empty")
+        bad = [c for c in self.block_out_channels if c % self.norm_num_groups]
+        if bad:
+            raise ValueError(
+                f"ImageTokenizerConfig: norm_num_groups={self.norm_num_groups} must divide every "
+                f"block_out_channels entry; {bad} do not"
+            )
+        if self.image_size % self.downsample:
+            raise ValueError(
+                f"ImageTokenizerConfig: image_size={self.image_size} must be divisible by the "
+                f"downsampling factor {self.downsample} (= 2**(len(block_out_channels)-1))"
+            )
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ValueError(f"ImageTokenizerConfig.heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+
+
+def build_vae(cfg: ImageTokenizerConfig) -> AutoencoderKL:
+    """A freshly initialised AutoencoderKL with ``len(block_out_channels)`` levels (seeded)."""
+    cfg.validate()
+    levels = len(cfg.block_out_channels)
+    with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
+        torch.manual_seed(cfg.seed)
+        return AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * levels,
+            up_block_types=("UpDecoderBlock2D",) * levels,
+            block_out_channels=tuple(cfg.block_out_channels),
+            layers_per_block=cfg.layers_per_block,
+            latent_channels=cfg.latent_channels,
+            norm_num_groups=cfg.norm_num_groups,
+            sample_size=cfg.image_size,
+            mid_block_add_attention=cfg.mid_attention,
+            scaling_factor=1.0,  # replaced by the measured value after training
+            shift_factor=0.0,
+        )
+
+
+def images_to_tensor(images: Any) -> torch.Tensor:
+    """uint8 (N, H, W, 3) or float (N, 3, H, W) in [0, 1] -> float32 (N, 3, H, W) in [0, 1]."""
+    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if x.ndim != 4:
+        raise ValueError(f"images must be a batch: uint8 (N,H,W,3) or float (N,3,H,W); got shape {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        if x.shape[-1] != 3:
+            raise ValueError(f"uint8 images must be (N,H,W,3) RGB; got shape {tuple(x.shape)}")
+        return x.permute(0, 3, 1, 2).float() / 255.0
+    if not torch.is_floating_point(x):
+        raise ValueError(f"images must be uint8 or floating point; got {x.dtype}")
+    if x.shape[1] != 3:
+        raise ValueError(f"float images must be (N,3,H,W) channel-first; got shape {tuple(x.shape)}")
+    if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
+        raise ValueError(f"float images must lie in [0, 1]; got range [{x.min():.3f}, {x.max():.3f}]")
+    return x.float()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over images of the per-image PSNR in dB, images in [0, 1] (N, 3, H, W)."""
+    mse = ((a.float() - b.float()) ** 2).flatten(1).mean(1).clamp_min(1e-10)  # (N,)
+    return float((10.0 * torch.log10(1.0 / mse)).mean())
+
+
+class ImageTokenizer:
+    """A frozen-able VAE with a fixed latent normalisation: pixels <-> normalised latents."""
+
+    def __init__(self, vae: AutoencoderKL, config: ImageTokenizerConfig):
+        self.vae = vae
+        self.config = config
+
+    # -- the latent normalisation lives in the diffusers config (saved with the weights) --------
+    @property
+    def scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def shift_factor(self) -> float:
+        return float(self.vae.config.shift_factor or 0.0)
+
+    def set_latent_stats(self, shift: float, scale: float) -> None:
+        self.vae.register_to_config(shift_factor=float(shift), scaling_factor=float(scale))
+
+    def latent_shape(self, image_size: int | None = None) -> tuple[int, int, int]:
+        """(C, h, w) of the latent of a square image_size frame."""
+        s = (image_size or self.config.image_size) // self.config.downsample
+        return (self.config.latent_channels, s, s)
+
+    # -- encode / decode -------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_raw(self, images: Any, batch_size: int = 256) -> torch.Tensor:
+        """Posterior mean WITHOUT normalisation: (N, C, h, w)."""
+        x = images_to_tensor(images)  # (N, 3, H, W) in [0, 1]
+        d = self.config.downsample
+        if x.shape[-1] % d or x.shape[-2] % d:
+            raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by the tokenizer's {d}x downsampling")
+        was_training = self.vae.training
+        self.vae.eval()
+        out = [self.vae.encode(chunk * 2 - 1).latent_dist.mean for chunk in x.split(batch_size)]
+        self.vae.train(was_training)
+        if not out:
+            return torch.zeros((0, *self.latent_shape(x.shape[-1])))
+        return torch.cat(out)
+
+    def encode(self, images: Any, batch_size: int = 256) -> torch.Tensor:
+        """Images -> normalised latents float32 (N, C, H/8, W/8); deterministic (posterior mean)."""
+        return (self.encode_raw(images, batch_size) - self.shift_factor) * self.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Normalised latents (N, C, h, w) -> float images (N, 3, 8h, 8w) in [0, 1]."""
+        z = torch.as_tensor(latents).float()
+        if z.ndim != 4 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(
+                f"latents must be (N, {self.config.latent_channels}, h, w); got shape {tuple(z.shape)}"
+            )
+        z = z / self.scaling_factor + self.shift_factor
+        was_training = self.vae.training
+        self.vae.eval()
+        out = [self.vae.decode(chunk).sample for chunk in z.split(batch_size)]
+        self.vae.train(was_training)
+        if not out:
+            return torch.zeros((0, 3, z.shape[2] * self.config.downsample, z.shape[3] * self.config.downsample))
+        return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+
+    def freeze(self) -> "ImageTokenizer":
+        """Eval mode, no gradients: the tokenizer is a fixed function from now on."""
+        self.vae.eval()
+        self.vae.requires_grad_(False)
+        return self
+
+    # -- identity --------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """sha256 of the weights and the latent normalisation: names a latent cache's tokenizer."""
+        h = hashlib.sha256()
+        h.update(json.dumps({"shift": self.shift_factor, "scale": self.scaling_factor}).encode())
+        for name, tensor in sorted(self.vae.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``diffusion_pytorch_model.safetensors`` + META_FILE atomically."""
+        directory = Path(directory)
+        with atomic_directory(directory) as tmp:
+            self.vae.save_pretrained(tmp, safe_serialization=True)
+            meta = {
+                "config": dataclasses.asdict(self.config),
+                "shift_factor": self.shift_factor,
+                "scaling_factor": self.scaling_factor,
+                "fingerprint": self.fingerprint(),
+            }
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ImageTokenizer":
+        directory = Path(directory)
+        meta_path = directory / META_FILE
+        if not meta_path.exists():
+            raise FileNotFoundError(
+                f"{meta_path}: not found; {directory} is not a saved image tokenizer (run `a1 tokenizer train`)"
+            )
+        try:
+            meta = json.loads(meta_path.read_text())
+            config = ImageTokenizerConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{meta_path}: malformed image tokenizer metadata: {e}") from e
+        vae = AutoencoderKL.from_pretrained(directory, use_safetensors=True)
+        tok = cls(vae, config)
+        if meta.get("fingerprint") and tok.fingerprint() != meta["fingerprint"]:
+            raise ValueError(
+                f"{directory}: weights do not match the fingerprint in {META_FILE} "
+                f"({tok.fingerprint()} != {meta['fingerprint']}); the directory is corrupt or was edited"
+            )
+        return tok.freeze()
+
+
+@contextlib.contextmanager
+def atomic_directory(directory: str | Path) -> Iterator[Path]:
+    """Yield a temp directory next to ``directory``; on success it replaces ``directory``.
+
+    On error the temp directory is removed and an existing ``directory`` is left untouched.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    old = directory.parent / f".{directory.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if directory.exists():
+        os.replace(directory, old)  # a directory cannot be replaced by rename unless empty
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+def split_heldout(
+    n_frames: int, episode_index: np.ndarray | None, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, heldout_idx): whole episodes go to one side (frames of an episode are alike)."""
+    groups = np.arange(n_frames) if episode_index is None else np.asarray(episode_index)
+    if len(groups) != n_frames:
+        raise ValueError(f"episode_index has {len(groups)} entries for {n_frames} frames")
+    unique = np.unique(groups)
+    n_held = int(round(fraction * len(unique)))
+    if fraction > 0 and len(unique) >= 2:
+        n_held = min(max(n_held, 1), len(unique) - 1)
+    rng = np.random.default_rng(seed)
+    held_groups = rng.permutation(unique)[:n_held]
+    is_held = np.isin(groups, held_groups)
+    return np.flatnonzero(~is_held), np.flatnonzero(is_held)
+
+
+def train_image_tokenizer(
+    frames: np.ndarray, cfg: ImageTokenizerConfig, episode_index: np.ndarray | None = None
+) -> tuple[ImageTokenizer, dict[str, Any]]:
+    """Train the VAE on uint8 frames (N, H, W, 3); returns the frozen tokenizer and its metrics.
+
+    ``episode_index`` (N,) groups frames by episode so that the held-out PSNR is measured on
+    whole unseen episodes (frames inside one episode are near duplicates). Without it every frame
+    is its own group.
+    """
+    cfg.validate()
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (N,H,W,3); got {frames.dtype} {frames.shape}")
+    if frames.shape[1] != cfg.image_size or frames.shape[2] != cfg.image_size:
+        raise ValueError(f"frames are {frames.shape[1]}x{frames.shape[2]} but image_size={cfg.image_size}")
+    train_idx, held_idx = split_heldout(len(frames), episode_index, cfg.heldout_fraction, cfg.seed)
+    if len(train_idx) == 0:
+        raise ValueError("no training frames left after the held-out split")
+
+    tok = ImageTokenizer(build_vae(cfg), cfg)
+    vae = tok.vae
+    rng = np.random.default_rng(cfg.seed)
+    eval_held = held_idx if len(held_idx) <= cfg.max_eval_frames else np.sort(rng.choice(held_idx, cfg.max_eval_frames, replace=False))
+    eval_train = train_idx if len(train_idx) <= cfg.max_eval_frames else np.sort(rng.choice(train_idx, cfg.max_eval_frames, replace=False))
+
+    def reconstruction_psnr(idx: np.ndarray) -> float | None:
+        if len(idx) == 0:
+            return None
+        x = images_to_tensor(frames[idx])
+        return psnr(tok.decode(tok.encode(x)), x)
+
+    psnr_untrained = reconstruction_psnr(eval_held)
+
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    warmup = max(1, cfg.train_steps // 20)
+
+    def lr_at(step: int) -> float:  # linear warmup, cosine decay to 10% of the peak
+        if step < warmup:
+            return cfg.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, cfg.train_steps - warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    vae.train()
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.train_steps), desc="image tokenizer", unit="step")
+    loss_value = rec_value = float("nan")
+    for step in bar:
+        pick = torch.randint(len(train_idx), (cfg.batch_size,), generator=gen).numpy()
+        x = images_to_tensor(frames[train_idx[pick]]) * 2 - 1  # (B, 3, H, W) in [-1, 1]
+        posterior = vae.encode(x).latent_dist
+        z = posterior.sample(generator=gen)  # (B, C, h, w)
+        recon = vae.decode(z).sample  # (B, 3, H, W)
+        rec = ((recon - x) ** 2).mean()
+        kl = 0.5 * (posterior.mean**2 + posterior.var - 1.0 - posterior.logvar).mean()
+        loss = rec + cfg.kl_weight * kl
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        loss_value, rec_value = float(loss.detach()), float(rec.detach())
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{(step + 1) * cfg.batch_size / elapsed:.0f}")
+    train_seconds = time.perf_counter() - t0
+    tok.freeze()
+
+    # Latent normalisation measured on (a sample of) the training frames.
+    raw = tok.encode_raw(frames[eval_train])  # (n, C, h, w)
+    shift = float(raw.mean())
+    std = float(raw.std())
+    tok.set_latent_stats(shift, 1.0 / max(std, 1e-6))
+
+    metrics = {
+        "psnr_heldout_db": reconstruction_psnr(eval_held),
+        "psnr_heldout_untrained_db": psnr_untrained,
+        "psnr_train_db": reconstruction_psnr(eval_train),
+        "train_seconds": train_seconds,
+        "train_steps": cfg.train_steps,
+        "samples_per_second": cfg.train_steps * cfg.batch_size / max(train_seconds, 1e-9),
+        "final_loss": loss_value,
+        "final_reconstruction_mse": rec_value,
+        "n_train_frames": int(len(train_idx)),
+        "n_heldout_frames": int(len(held_idx)),
+        "n_parameters": int(sum(p.numel() for p in vae.parameters())),
+        "latent_shape": list(tok.latent_shape()),
+        "latent_raw_mean": shift,
+        "latent_raw_std": std,
+        "scaling_factor": tok.scaling_factor,
+        "shift_factor": tok.shift_factor,
+        "fingerprint": tok.fingerprint(),
+    }
+    return tok, metrics

@@ -1,0 +1,348 @@
+"""A small numpy rasteriser for the top-down tabletop.
+
+Speed matters (the data generator renders hundreds of thousands of frames on a laptop), so
+nothing is rasterised per step from scratch:
+
+* Every object is a list of *primitives* (rectangles, circles, rings, ...) in its own frame,
+  in table units. ``build_stamp`` rasterises such a list once for a given yaw (quantised to
+  ``YAW_BINS`` steps) and image size into an RGB patch plus a boolean mask: a *stamp*.
+  Stamps are cached in a module-level dict (they depend on nothing random).
+* Each episode gets a background (table + texture + distractors + fixed objects such as bins),
+  drawn once at reset. A step copies it, pastes the stamps of the moving things (masked copy of
+  a small patch), lets the task draw its overlay (conveyor stripes, a stain, a seam) and applies
+  the domain's post-processing (lighting / colour gain, blur, sensor noise).
+
+Pixel ``(row, col)`` covers table point ``((col + 0.5) / S, (row + 0.5) / S)``, shifted by the
+per-episode camera jitter.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+YAW_BINS = 64
+
+# RGB of the colour vocabulary (a1lib.sim.world.COLOR_NAMES order).
+PALETTE = np.array([
+    (215, 40, 40),  # red
+    (40, 165, 60),  # green
+    (40, 80, 215),  # blue
+    (240, 205, 40),  # yellow
+    (245, 135, 30),  # orange
+    (135, 60, 185),  # purple
+    (240, 240, 240),  # white
+    (30, 30, 30),  # black
+    (120, 120, 125),  # grey
+    (135, 85, 45),  # brown
+    (240, 130, 180),  # pink
+    (40, 195, 205),  # cyan
+    (190, 195, 200),  # silver
+], dtype=np.uint8)
+
+
+def rgb(color: int | tuple) -> tuple[int, int, int]:
+    if isinstance(color, tuple):
+        return color
+    return tuple(int(v) for v in PALETTE[color])
+
+
+def shade(c: tuple, f: float) -> tuple[int, int, int]:
+    return tuple(int(min(255, max(0, round(v * f)))) for v in c)
+
+
+# --- primitives -------------------------------------------------------------------------------
+# ("rect", cx, cy, w, h, rgb) ("circle", cx, cy, r, rgb) ("ellipse", cx, cy, a, b, rgb)
+# ("ring", cx, cy, r_in, r_out, rgb) ("gear", cx, cy, r, teeth, rgb) ("taper", cx, cy, w, h, rgb)
+# Coordinates are in the object's frame (x along its yaw), in table units.
+
+def _reach(p: tuple) -> float:
+    kind = p[0]
+    if kind in ("rect", "taper"):
+        return math.hypot(abs(p[1]) + p[3] / 2, abs(p[2]) + p[4] / 2)
+    if kind == "ellipse":
+        return math.hypot(p[1], p[2]) + max(p[3], p[4])
+    if kind == "ring":
+        return math.hypot(p[1], p[2]) + p[4]
+    if kind == "gear":
+        return math.hypot(p[1], p[2]) + p[3] * 1.25
+    return math.hypot(p[1], p[2]) + p[3]  # circle
+
+
+def _prim_mask(p: tuple, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    kind, cx, cy = p[0], p[1], p[2]
+    dx, dy = lx - cx, ly - cy
+    if kind == "rect":
+        return (np.abs(dx) <= p[3] / 2) & (np.abs(dy) <= p[4] / 2)
+    if kind == "circle":
+        return dx * dx + dy * dy <= p[3] * p[3]
+    if kind == "ellipse":
+        return (dx / p[3]) ** 2 + (dy / p[4]) ** 2 <= 1.0
+    if kind == "ring":
+        d2 = dx * dx + dy * dy
+        return (d2 >= p[3] * p[3]) & (d2 <= p[4] * p[4])
+    if kind == "gear":
+        r = np.sqrt(dx * dx + dy * dy)
+        teeth = np.cos(np.arctan2(dy, dx) * p[4]) > 0
+        return (r <= p[3]) | ((r <= p[3] * 1.25) & teeth)
+    if kind == "taper":  # triangle: base of height h at cx - w/2, tip at cx + w/2
+        frac = (dx + p[3] / 2) / p[3]
+        return (frac >= 0) & (frac <= 1) & (np.abs(dy) <= (1 - frac) * p[4] / 2)
+    raise ValueError(f"unknown primitive {kind!r}")
+
+
+_STAMPS: dict = {}
+
+
+def build_stamp(prims: tuple, yaw: float, size: int, scale: float = 1.0):
+    """Rasterises ``prims`` rotated by ``yaw`` for an image of ``size`` pixels per table unit.
+
+    Returns ``(rgb (n, n, 3) uint8, mask (n, n, 1) bool, half)``; the stamp's centre pixel is
+    ``[half, half]``. Cached by (prims, yaw bin, size, scale).
+    """
+    b = int(round(yaw / (2 * math.pi) * YAW_BINS)) % YAW_BINS
+    key = (prims, b, size, scale)
+    hit = _STAMPS.get(key)
+    if hit is not None:
+        return hit
+    if len(_STAMPS) > 200_000:  # safety valve for very long sessions
+        _STAMPS.clear()
+    ppu = size * scale
+    reach = max(_reach(p) for p in prims)
+    half = int(math.ceil(reach * ppu)) + 1
+    off = np.arange(-half, half + 1, dtype=np.float64) / ppu
+    ox, oy = np.meshgrid(off, off)  # (n, n): x offset (cols), y offset (rows)
+    a = b * 2 * math.pi / YAW_BINS
+    c, s = math.cos(a), math.sin(a)
+    lx = c * ox + s * oy  # table offset rotated into the object's frame
+    ly = -s * ox + c * oy
+    n = 2 * half + 1
+    img = np.zeros((n, n, 3), dtype=np.uint8)
+    mask = np.zeros((n, n), dtype=bool)
+    for p in prims:
+        m = _prim_mask(p, lx, ly)
+        img[m] = p[-1]
+        mask |= m
+    out = (img, mask[:, :, None], half)
+    _STAMPS[key] = out
+    return out
+
+
+def paste(img: np.ndarray, stamp, row: int, col: int) -> None:
+    """Masked copy of ``stamp`` centred at pixel (row, col), clipped at the borders."""
+    src, mask, half = stamp
+    h, w = img.shape[0], img.shape[1]
+    r0, c0 = row - half, col - half
+    n = src.shape[0]
+    r1, c1 = r0 + n, c0 + n
+    if r0 >= 0 and c0 >= 0 and r1 <= h and c1 <= w:
+        np.copyto(img[r0:r1, c0:c1], src, where=mask)
+        return
+    if r1 <= 0 or c1 <= 0 or r0 >= h or c0 >= w:
+        return
+    sr0, sc0 = max(0, -r0), max(0, -c0)
+    sr1, sc1 = n - max(0, r1 - h), n - max(0, c1 - w)
+    np.copyto(img[max(r0, 0):min(r1, h), max(c0, 0):min(c1, w)], src[sr0:sr1, sc0:sc1],
+              where=mask[sr0:sr1, sc0:sc1])
+
+
+def darken(img: np.ndarray, stamp, row: int, col: int) -> None:
+    """Halves the brightness under the stamp's mask (a shadow)."""
+    _, mask, half = stamp
+    h, w = img.shape[0], img.shape[1]
+    r0, c0 = row - half, col - half
+    n = mask.shape[0]
+    r0c, c0c, r1c, c1c = max(r0, 0), max(c0, 0), min(r0 + n, h), min(c0 + n, w)
+    if r1c <= r0c or c1c <= c0c:
+        return
+    sub = img[r0c:r1c, c0c:c1c]
+    m = mask[r0c - r0:r1c - r0, c0c - c0:c1c - c0, 0]
+    sub[m] >>= 1
+
+
+# --- object looks -----------------------------------------------------------------------------
+
+def object_prims(kind: str, color: int, size: tuple[float, float] = (0.0, 0.0)) -> tuple:
+    """The primitives that draw one object of a kind (see a1lib.sim.world.KIND_NAMES)."""
+    c = rgb(color)
+    w, h = size
+    dark, light = shade(c, 0.55), shade(c, 1.25)
+    if kind == "bolt":
+        return (("rect", 0.008, 0.0, 0.05, 0.014, c), ("rect", -0.022, 0.0, 0.016, 0.03, dark))
+    if kind == "nut":
+        return (("circle", 0.0, 0.0, 0.022, c), ("circle", 0.0, 0.0, 0.009, dark))
+    if kind == "gear":
+        return (("gear", 0.0, 0.0, 0.02, 8, c), ("circle", 0.0, 0.0, 0.007, dark))
+    if kind in ("bin", "dustpan", "plate_region"):
+        return (("rect", 0.0, 0.0, w, h, dark), ("rect", 0.0, 0.0, w - 0.03, h - 0.03, light))
+    if kind == "bag":
+        return (("rect", 0.0, 0.0, w, h, c), ("rect", 0.0, -h * 0.3, w - 0.02, 0.012, shade(c, 0.8)))
+    if kind == "zipper":
+        return (("rect", 0.0, 0.0, 0.022, 0.034, (40, 40, 45)), ("rect", 0.0, 0.01, 0.012, 0.012, (200, 200, 205)))
+    if kind == "bottle":
+        return (("circle", 0.0, 0.0, 0.06, c), ("ring", 0.0, 0.0, 0.05, 0.06, dark))
+    if kind == "cap":  # the white mark shows its rotation
+        return (("circle", 0.0, 0.0, 0.034, c), ("ring", 0.0, 0.0, 0.028, 0.034, dark),
+                ("rect", 0.015, 0.0, 0.03, 0.009, (250, 250, 250)))
+    if kind == "flower":
+        return (("rect", -0.01, 0.0, 0.07, 0.008, (40, 130, 40)), ("ellipse", -0.02, 0.009, 0.012, 0.006, (60, 160, 60)),
+                ("circle", 0.03, 0.0, 0.02, c), ("circle", 0.03, 0.0, 0.007, (250, 220, 60)))
+    if kind == "vase":
+        return (("circle", 0.0, 0.0, 0.05, c), ("circle", 0.0, 0.0, 0.032, (25, 25, 30)))
+    if kind == "sponge":
+        return (("rect", 0.0, 0.0, 0.07, 0.045, c), ("rect", 0.0, 0.0, 0.07, 0.015, (40, 140, 60)))
+    if kind == "can":
+        return (("circle", 0.0, 0.0, 0.024, (190, 195, 200)), ("ring", 0.0, 0.0, 0.017, 0.024, c))
+    if kind == "plastic_bottle":
+        return (("rect", 0.0, 0.0, 0.065, 0.028, (170, 215, 235)), ("rect", 0.04, 0.0, 0.014, 0.014, c))
+    if kind == "paper":
+        return (("rect", 0.0, 0.0, 0.05, 0.04, (245, 245, 240)), ("rect", 0.0, -0.008, 0.036, 0.004, (150, 150, 160)),
+                ("rect", 0.0, 0.006, 0.036, 0.004, (150, 150, 160)))
+    if kind == "banana_peel":
+        return (("ellipse", 0.0, 0.0, 0.038, 0.013, (235, 205, 60)), ("circle", 0.034, 0.0, 0.007, (100, 70, 30)),
+                ("circle", -0.034, 0.0, 0.007, (100, 70, 30)))
+    if kind == "chip_bag":
+        return (("rect", 0.0, 0.0, 0.06, 0.045, c), ("circle", 0.0, 0.0, 0.012, (250, 230, 60)))
+    if kind == "tissue":
+        return (("circle", 0.0, 0.0, 0.024, (250, 250, 250)), ("circle", 0.008, 0.006, 0.01, (215, 215, 225)))
+    if kind == "brush":  # bristle bar across the pushing direction (+x), handle behind
+        return (("rect", -0.03, 0.0, 0.05, 0.012, (110, 70, 35)), ("rect", 0.0, 0.0, 0.016, 0.1, c),
+                ("rect", 0.01, 0.0, 0.006, 0.1, (40, 30, 20)))
+    if kind == "debris":
+        return (("circle", 0.0, 0.0, 0.011, c),)
+    if kind == "markpen":  # body, dark tip at +x
+        return (("rect", 0.0, 0.0, 0.09, 0.018, c), ("rect", 0.05, 0.0, 0.014, 0.012, (20, 20, 20)),
+                ("rect", -0.038, 0.0, 0.014, 0.02, shade(c, 0.6)))
+    if kind == "pen_holder":  # slot, dark dot marks where the tip goes
+        return (("rect", 0.0, 0.0, 0.12, 0.036, shade(c, 0.6)), ("rect", 0.0, 0.0, 0.106, 0.024, (45, 45, 50)),
+                ("circle", 0.075, 0.0, 0.01, (230, 40, 40)))
+    if kind == "parcel":  # cardboard box, coloured label = sorting class
+        return (("rect", 0.0, 0.0, 0.06, 0.06, (190, 145, 95)), ("rect", 0.0, 0.0, 0.032, 0.032, c),
+                ("rect", 0.0, 0.0, 0.06, 0.006, (150, 110, 70)))
+    if kind == "tomato":
+        return (("circle", 0.0, 0.0, 0.024, c), ("circle", 0.0, 0.0, 0.007, (40, 140, 40)))
+    if kind == "lemon":
+        return (("ellipse", 0.0, 0.0, 0.028, 0.019, c), ("circle", 0.027, 0.0, 0.005, (150, 170, 40)))
+    if kind == "broccoli":
+        return (("rect", -0.02, 0.0, 0.03, 0.01, (150, 200, 110)), ("circle", 0.008, -0.01, 0.014, c),
+                ("circle", 0.008, 0.01, 0.014, c), ("circle", 0.018, 0.0, 0.014, shade(c, 0.85)))
+    if kind == "carrot":
+        return (("taper", 0.004, 0.0, 0.07, 0.024, c), ("rect", -0.036, 0.0, 0.012, 0.016, (50, 150, 50)))
+    if kind == "plate":
+        return (("circle", 0.0, 0.0, 0.075, c), ("ring", 0.0, 0.0, 0.055, 0.065, shade(c, 0.85)))
+    if kind == "turntable":
+        r = w
+        return (("circle", 0.0, 0.0, r, (95, 95, 105)), ("ring", 0.0, 0.0, r - 0.012, r, (60, 60, 70)),
+                ("rect", 0.0, 0.0, 2 * r - 0.03, 0.008, (130, 130, 140)),
+                ("rect", 0.0, 0.0, 0.008, 2 * r - 0.03, (130, 130, 140)),
+                ("circle", r - 0.03, 0.0, 0.01, (230, 230, 230)), ("circle", 0.0, 0.0, 0.015, (60, 60, 70)))
+    if kind == "distractor":
+        return (("rect", 0.0, 0.0, w, h, c),) if size[1] > 0 else (("circle", 0.0, 0.0, w, c),)
+    raise ValueError(f"no look for object kind {kind!r}")
+
+
+GRIP_LEVELS = 5
+LIFT_LEVELS = 4
+
+
+@functools.lru_cache(maxsize=None)
+def gripper_prims(grip_level: int, hand: bool) -> tuple:
+    """The robot gripper (palm + two fingers pointing along +x) or a human hand."""
+    g = grip_level / (GRIP_LEVELS - 1)
+    if not hand:
+        spread = 0.034 - 0.022 * g
+        return (("rect", -0.016, 0.0, 0.016, 0.09, (55, 55, 65)),
+                ("rect", 0.01, spread, 0.04, 0.011, (165, 165, 175)),
+                ("rect", 0.01, -spread, 0.04, 0.011, (165, 165, 175)),
+                ("rect", -0.032, 0.0, 0.02, 0.022, (55, 55, 65)),
+                ("circle", 0.0, 0.0, 0.006, (255, 140, 0)))
+    skin, dark = (225, 172, 140), (190, 135, 105)
+    fl = 0.042 - 0.024 * g  # fingers curl (look shorter) when the hand closes
+    sp = 1.0 - 0.35 * g
+    prims = [("ellipse", -0.028, 0.0, 0.03, 0.03, skin)]
+    for k, fy in enumerate((-0.021, -0.007, 0.007, 0.021)):
+        prims.append(("rect", -0.005 + fl / 2, fy * sp, fl, 0.011, skin if k % 2 else dark))
+    prims.append(("rect", -0.02, -0.036 * sp - 0.004, 0.03, 0.012, dark))  # thumb
+    prims.append(("rect", -0.06, 0.0, 0.03, 0.04, (70, 90, 150)))  # sleeve
+    return tuple(prims)
+
+
+def gripper_stamp(yaw: float, grip: float, lift: float, size: int, hand: bool):
+    gl = int(round(grip * (GRIP_LEVELS - 1)))
+    ll = int(round(lift * (LIFT_LEVELS - 1)))
+    scale = 1.0 + 0.5 * ll / (LIFT_LEVELS - 1)  # closer to the camera when lifted
+    return build_stamp(gripper_prims(gl, hand), yaw, size, scale), ll
+
+
+# --- the per-episode scene renderer -------------------------------------------------------------
+
+class SceneRenderer:
+    """Draws one episode: a background made at reset, then per step the moving things.
+
+    The task tells which object slots are fixed (drawn into the background once) and which move
+    (``task.moving_slots``), and may draw extra layers (``task.draw_background`` /
+    ``task.draw_overlay``: conveyor stripes, a turntable, a stain, a seam).
+    """
+
+    def __init__(self, size: int, look, world, task, wrist_camera: bool = False):
+        from a1lib.sim.domains import post_process  # local: domains imports nothing from here
+        from a1lib.sim.world import KIND_NAMES
+
+        self._post = post_process
+        self.size = size
+        self.look = look
+        self.jx, self.jy = look.jitter
+        self.prims = [None] * world.n
+        for i in range(world.n):
+            custom = task.prims(i, world)  # None: default look; (): the task draws it itself
+            self.prims[i] = custom if custom is not None else object_prims(
+                KIND_NAMES[world.kind[i]], int(world.color[i]), tuple(float(v) for v in world.size[i]))
+        bg = look.table.copy()
+        for prims, x, y, yaw in look.distractors:
+            self.paste(bg, prims, x, y, yaw)
+        task.draw_background(self, bg, world)
+        for i in task.static_slots:
+            self.paste(bg, self.prims[i], world.pose[i, 0], world.pose[i, 1], world.pose[i, 2])
+        self.bg = bg
+        self.buf = np.empty((size, size, 3), dtype=np.int32)
+        self.wrist_camera = wrist_camera
+        self.hand = look.hand
+
+    def px(self, x: float, y: float) -> tuple[int, int]:
+        """Table point -> (row, col) pixel (camera jitter included)."""
+        return int(math.floor(y * self.size + self.jy)), int(math.floor(x * self.size + self.jx))
+
+    def paste(self, img, prims, x, y, yaw, scale: float = 1.0) -> None:
+        row, col = self.px(x, y)
+        paste(img, build_stamp(prims, yaw, self.size, scale), row, col)
+
+    def render(self, w, task, noise_index: int = 0):
+        """Returns ``(image (S, S, 3) uint8, wrist (S, S, 3) uint8 or None)``."""
+        img = self.bg.copy()
+        task.draw_overlay(self, img, w)
+        pose = w.pose
+        for i in task.moving_slots:
+            if i != w.held and w.on_table[i]:
+                self.paste(img, self.prims[i], pose[i, 0], pose[i, 1], pose[i, 2], task.scale(i))
+        if w.held >= 0:
+            i = w.held
+            self.paste(img, self.prims[i], pose[i, 0], pose[i, 1], pose[i, 2], task.scale(i))
+        stamp, ll = gripper_stamp(w.yaw, w.grip, w.lift, self.size, self.hand)
+        row, col = self.px(w.x, w.y)
+        off = int(round((1 + 1.5 * ll) * self.size / 64))  # shadow falls further when lifted
+        darken(img, stamp, row + off, col + off)
+        paste(img, stamp, row, col)
+        self._post(img, self.look, self.buf, noise_index)
+        wrist = self.wrist(img, row, col) if self.wrist_camera else None
+        return img, wrist
+
+    def wrist(self, img, row: int, col: int):
+        """Second camera: the half-size window around the gripper, upsampled to full size."""
+        s = self.size
+        win = max(2, s // 2)
+        r0 = min(max(row - win // 2, 0), s - win)
+        c0 = min(max(col - win // 2, 0), s - win)
+        idx = (np.arange(s) * win) // s
+        return img[(r0 + idx)[:, None], (c0 + idx)[None, :]]

@@ -1,0 +1,43 @@
+"""Every notebook runs top to bottom with tiny parameters (papermill, from the notebooks folder)."""
+
+import json
+
+import papermill
+import pytest
+
+from conftest import ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
+
+# notebook -> tiny parameters for CI
+TINY = {
+    "00_tour.ipynb": {},
+}
+
+
+def run_notebook(name: str, tmp_path, **parameters):
+    out = tmp_path / name
+    papermill.execute_notebook(
+        str(NOTEBOOKS / name), str(out), parameters=parameters, kernel_name="python3",
+        cwd=str(NOTEBOOKS), progress_bar=False,
+    )
+    return json.loads(out.read_text())
+
+
+def test_every_notebook_has_a_tiny_run_and_is_committed_clean():
+    names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    missing = [n for n in names if n not in TINY and not n.startswith("10_")]
+    assert not missing, f"notebooks without a test run: {missing}"
+    for name in names:
+        nb = json.loads((NOTEBOOKS / name).read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert any("parameters" in c["metadata"].get("tags", []) for c in code), f"{name}: no parameters cell"
+        assert not any(c.get("outputs") or c.get("execution_count") for c in code), f"{name}: has outputs"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_notebook_runs(name, tmp_path):
+    nb = run_notebook(name, tmp_path, **TINY[name])
+    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors

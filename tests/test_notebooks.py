@@ -12,6 +12,9 @@ NOTEBOOKS = ROOT / "notebooks"
 # notebook -> tiny parameters for CI
 TINY = {
     "00_tour.ipynb": {},
+    "01_simulator_and_data.ipynb": {"tasks": ["SortParts", "ExpressSorting"], "episodes_per_task": 1},
+    "04_action_expert_flow_matching.ipynb": {"toy_steps": 100, "chunk_steps": 20},
+    "05_mixture_of_transformers.ipynb": {"preset": "ci", "timing_repeats": 2},
 }
 
 

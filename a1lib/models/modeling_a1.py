@@ -57,6 +57,14 @@ WEIGHTS_NAME = "model.safetensors"
 KVCache = list  # per layer: (key, value), each (B, num_kv_heads, N_cached, head_dim), after RoPE
 
 
+def rms_norm(norm: Qwen3RMSNorm, x: torch.Tensor) -> torch.Tensor:
+    """Qwen3RMSNorm's math (x / rms(x) * weight, in float32 here) as ONE fused torch op, reading the
+    module's own weight and eps. The module's Python forward launches ~8 small kernels; at batch 1
+    that launch overhead, not arithmetic, dominates the latency. eager_reference.py calls the
+    modules themselves, and the tests check both agree."""
+    return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
+
+
 def qwen3_config(config: A1Config, hidden: int, mlp: int) -> Qwen3Config:
     """The Qwen3 config of one expert: shared geometry, own widths."""
     return Qwen3Config(
@@ -207,9 +215,9 @@ class A1Model(nn.Module):
             layer = expert.layers[i]
             attn = layer.self_attn
             B, n, _ = x.shape
-            h = layer.input_layernorm(x)
-            qs.append(attn.q_norm(attn.q_proj(h).view(B, n, -1, D)).transpose(1, 2))  # (B, Hq, n, D)
-            ks.append(attn.k_norm(attn.k_proj(h).view(B, n, -1, D)).transpose(1, 2))  # (B, Hkv, n, D)
+            h = rms_norm(layer.input_layernorm, x)
+            qs.append(rms_norm(attn.q_norm, attn.q_proj(h).view(B, n, -1, D)).transpose(1, 2))  # (B, Hq, n, D)
+            ks.append(rms_norm(attn.k_norm, attn.k_proj(h).view(B, n, -1, D)).transpose(1, 2))  # (B, Hkv, n, D)
             vs.append(attn.v_proj(h).view(B, n, -1, D).transpose(1, 2))  # (B, Hkv, n, D)
         one = len(groups) == 1
         q = qs[0] if one else torch.cat(qs, 2)  # (B, Hq, N, D)
@@ -227,7 +235,7 @@ class A1Model(nn.Module):
             layer = expert.layers[i]
             n = x.shape[1]
             x = x + layer.self_attn.o_proj(out[:, start:start + n])
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            x = x + layer.mlp(rms_norm(layer.post_attention_layernorm, x))
             new.append(x)
             start += n
         return new, (k, v)
@@ -243,7 +251,7 @@ class A1Model(nn.Module):
         for i in range(self.config.num_layers):
             xs, kv = self._mot_layer(i, list(zip(experts, xs)), cos, sin, mask, None if past is None else past[i])
             cache.append(kv)
-        return [e.norm(x) for e, x in zip(experts, xs)], cache
+        return [rms_norm(e.norm, x) for e, x in zip(experts, xs)], cache
 
     # ------------------------------------------------------------------------------------------
     # Embeddings
@@ -418,14 +426,49 @@ class A1Model(nn.Module):
             mid = layout.segments["middle"]
             _, cache = self.run_experts([("gen", self.embed_middle(batch["latent_hist"]))],
                                         mask[:, :, mid, :mid.stop], pos[:, mid], past=cache)
-        sfx_mask = mask[:, :, sfx, :]  # (B, 1, 1 + H, N)
-        sfx_pos = pos[:, sfx]
+        # Everything the Euler steps share is computed once: additive float mask (sdpa would
+        # convert a bool mask every call), suffix RoPE angles, fused action-expert weights.
+        sfx_mask = torch.zeros(mask[:, :, sfx, :].shape, device=dev).masked_fill(~mask[:, :, sfx, :], float("-inf"))
+        cos, sin = self.rotary(prefix, pos[:, sfx])  # (B, 1 + H, D)
+        fused = self._fused_action_weights()
         for i in range(steps):
             t = torch.full((B,), 1.0 + i * dt, device=dev)
-            suffix = self.action_embed(batch["state"], x, t)
-            (out,), _ = self.run_experts([("act", suffix)], sfx_mask, sfx_pos, past=cache)
-            x = x + dt * self.action_out(out[:, 1:])
+            x = x + dt * self._cached_velocity(batch["state"], x, t, cache, sfx_mask, cos, sin, fused)
         return x
+
+    def _fused_action_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per action-expert layer: [W_q; W_k; W_v] and [W_gate; W_up] stacked, so a step needs
+        one matmul for Q, K, V and one for gate and up (same math, fewer launches)."""
+        fused = []
+        for layer in self.experts["act"].layers:
+            a, mlp = layer.self_attn, layer.mlp
+            fused.append((torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                          torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])))
+        return fused
+
+    def _cached_velocity(self, state, x_t, t, cache: KVCache, mask, cos, sin, fused) -> torch.Tensor:
+        """One Euler step's velocity (B, H, A): only the suffix, only the action expert's modules,
+        keys/values of the prefix and middle read from the cache. Same math as _mot_layer with a
+        single group (the tests compare it against the uncached path and the eager reference)."""
+        c = self.config
+        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
+        x = self.action_embed(state, x_t, t)  # (B, 1 + H, d)
+        B, n, _ = x.shape
+        for i, layer in enumerate(self.experts["act"].layers):
+            attn, mlp = layer.self_attn, layer.mlp
+            w_qkv, w_gate_up = fused[i]
+            h = rms_norm(layer.input_layernorm, x)
+            q, k, v = F.linear(h, w_qkv).view(B, n, Hq + 2 * Hkv, D).split([Hq, Hkv, Hkv], dim=2)
+            q = rms_norm(attn.q_norm, q).transpose(1, 2)  # (B, Hq, n, D)
+            k = rms_norm(attn.k_norm, k).transpose(1, 2)  # (B, Hkv, n, D)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            k = torch.cat([cache[i][0], k], 2)  # (B, Hkv, N_cached + n, D)
+            v = torch.cat([cache[i][1], v.transpose(1, 2)], 2)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=Hq != Hkv)
+            x = x + attn.o_proj(o.transpose(1, 2).flatten(2))
+            gate, up = F.linear(rms_norm(layer.post_attention_layernorm, x), w_gate_up).chunk(2, dim=-1)
+            x = x + mlp.down_proj(mlp.act_fn(gate) * up)  # Qwen3MLP (SwiGLU) with gate/up fused
+        return self.action_out(rms_norm(self.experts["act"].norm, x[:, 1:]))
 
     # ------------------------------------------------------------------------------------------
     # Persistence: model.safetensors + config.json, nothing else touched in the directory
@@ -577,3 +620,37 @@ def validate_batch(config: A1Config, batch: dict[str, Any], mode: str) -> None:
             check(f"{prefix}_mask", (B, n), "bool")
             if (t < 0).any() or (t >= c.vocab_size).any():
                 raise ValueError(f"batch['{prefix}_tokens']: ids must be in [0, {c.vocab_size})")
+
+
+def random_batch(config: A1Config, batch_size: int = 2, seed: int = 0, text_len: int | None = None,
+                 qa: bool = True) -> dict[str, torch.Tensor]:
+    """A synthetic batch that satisfies the batch contract (tests, benchmarks, notebooks).
+    Sample 0 has a half-padded instruction so padding is always exercised."""
+    c = config
+    g = torch.Generator().manual_seed(seed)
+    B, L = batch_size, text_len or c.max_text_len
+    lang_mask = torch.ones(B, L, dtype=torch.bool)
+    lang_mask[0, max(1, L // 2):] = False
+    lat = (c.latent_channels, c.latent_size, c.latent_size)
+    batch = {
+        "image": torch.rand(B, 3, c.image_size, c.image_size, generator=g),
+        "lang_tokens": torch.randint(0, c.vocab_size, (B, L), generator=g),
+        "lang_mask": lang_mask,
+        "latent_hist": torch.randn(B, 2, *lat, generator=g),
+        "latent_future": torch.randn(B, *lat, generator=g),
+        "state": torch.randn(B, c.state_dim, generator=g),
+        "actions": torch.randn(B, c.chunk_size, c.action_dim, generator=g),
+        "action_is_pad": torch.zeros(B, c.chunk_size, dtype=torch.bool),
+        "has_action": torch.ones(B, dtype=torch.bool),
+        "has_future": torch.ones(B, dtype=torch.bool),
+    }
+    if qa:
+        Lq, La = max(2, L // 2), max(2, L // 4)
+        q_mask = torch.ones(B, Lq, dtype=torch.bool)
+        q_mask[0, Lq - 1:] = False
+        a_mask = torch.ones(B, La, dtype=torch.bool)
+        a_mask[0, La - 1:] = False
+        batch.update(qa_question_tokens=torch.randint(0, c.vocab_size, (B, Lq), generator=g), qa_question_mask=q_mask,
+                     qa_answer_tokens=torch.randint(0, c.vocab_size, (B, La), generator=g), qa_answer_mask=a_mask,
+                     has_qa=torch.ones(B, dtype=torch.bool))
+    return batch

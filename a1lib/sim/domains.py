@@ -18,6 +18,7 @@ and colour), the distractors and the post-processing switches. All randomness co
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,7 @@ class Look:
     jitter: tuple[float, float] = (0.0, 0.0)  # camera shift in pixels (cols, rows)
     distractors: list = field(default_factory=list)  # (prims, x, y, yaw)
     blur: bool = False
-    noise_bank: np.ndarray | None = None  # (NOISE_BANK, H, W, 3) int16
+    noise_bank: np.ndarray | None = None  # (NOISE_BANK, H, W, 3) uint16: 4 x noise + 256
     hand: bool = False
     action_noise: float = 0.0
     latency: int = 0
@@ -102,14 +103,7 @@ def make_look(domain: str, rng: np.random.Generator, size: int) -> Look:
                                 float(rng.uniform(-np.pi, np.pi))))
         return Look(table=table, gain=gain, jitter=jitter, distractors=distractors)
     if domain == "lab":
-        fixed = np.random.default_rng(20240601)  # the lab's look is fixed, not per episode
-        xs, ys = _coords(size)
-        base = np.array([105, 112, 124], dtype=np.float32)
-        grain = fixed.standard_normal((size, size)).astype(np.float32) * 5.0
-        table = np.clip(base[None, None, :] + grain[:, :, None], 0, 255).astype(np.uint8)
-        gain = _gain(size, 1.08, (0.1, -0.05), (1.1, 1.0, 0.85), vignette=0.9)
-        bank = np.round(fixed.standard_normal((NOISE_BANK, size, size, 3)) * LAB_NOISE_STD).astype(np.int16)
-        return Look(table=table, gain=gain, blur=True, noise_bank=bank, action_noise=ACTION_NOISE, latency=1)
+        return _lab_look(size)
     # human
     xs, ys = _coords(size)
     base = np.array([168, 122, 82], dtype=np.float32) + rng.uniform(-10, 10, size=3)
@@ -120,20 +114,42 @@ def make_look(domain: str, rng: np.random.Generator, size: int) -> Look:
                 hand=True)
 
 
-def post_process(img: np.ndarray, look: Look, buf16: np.ndarray, noise_index: int) -> None:
-    """Applies light/colour gain, blur and sensor noise to ``img`` (H, W, 3) uint8 in place.
+@functools.lru_cache(maxsize=8)
+def _lab_look(size: int) -> Look:
+    """The lab's look is fixed (not per episode), so it is built once per image size."""
+    fixed = np.random.default_rng(20240601)
+    base = np.array([105, 112, 124], dtype=np.float32)
+    grain = fixed.standard_normal((size, size)).astype(np.float32) * 5.0
+    table = np.clip(base[None, None, :] + grain[:, :, None], 0, 255).astype(np.uint8)
+    gain = _gain(size, 1.08, (0.1, -0.05), (1.1, 1.0, 0.85), vignette=0.9)
+    noise = np.clip(np.round(fixed.standard_normal((NOISE_BANK, size, size, 3)) * LAB_NOISE_STD * 4), -256, 256)
+    bank = (noise + 256).astype(np.uint16)  # x4 with offset 256, see post_process
+    return Look(table=table, gain=gain, blur=True, noise_bank=bank, action_noise=ACTION_NOISE, latency=1)
 
-    ``buf16`` is a preallocated (H, W, 3) int32 scratch buffer (no per-step allocations).
+
+def post_process(img: np.ndarray, look: Look, buf: np.ndarray, noise_index: int) -> None:
+    """Lab camera: 2x2 box blur and sensor noise on ``img`` (H, W, 3) uint8, in place.
+
+    (Light and colour gain are applied by the renderer.) ``buf`` is a preallocated (H, W, 3)
+    uint16 scratch buffer. The blur sums 4 neighbours (0..1020), the noise frame is stored x4
+    with an offset of 256; then clip, remove the offset, divide by 4.
     """
-    if look.gain is None and not look.blur and look.noise_bank is None:
-        return
-    np.multiply(img, look.gain, out=buf16, casting="unsafe")
-    buf16 >>= 7
-    if look.blur:  # separable [1, 2, 1] / 4 blur, interior only (edges keep the unblurred value)
-        tmp = buf16.copy()
-        tmp[:, 1:-1] = (buf16[:, :-2] + 2 * buf16[:, 1:-1] + buf16[:, 2:]) >> 2
-        buf16[1:-1] = (tmp[:-2] + 2 * tmp[1:-1] + tmp[2:]) >> 2
+    np.copyto(buf, img)
+    if look.blur:
+        np.add(buf[:-1], buf[1:], out=buf[:-1])
+        np.add(buf[:, :-1], buf[:, 1:], out=buf[:, :-1])
+        buf[-1] <<= 1  # the last row / column were summed only once: scale them to match
+        buf[:, -1] <<= 1
+    else:
+        buf <<= 2
     if look.noise_bank is not None:
-        buf16 += look.noise_bank[noise_index]
-    np.clip(buf16, 0, 255, out=buf16)
-    np.copyto(img, buf16, casting="unsafe")
+        buf += look.noise_bank[noise_index]
+    else:
+        buf += _OFFSET
+    np.clip(buf, _OFFSET, _TOP, out=buf)
+    buf -= _OFFSET
+    buf >>= _TWO
+    np.copyto(img, buf, casting="unsafe")
+
+
+_OFFSET, _TOP, _TWO = np.uint16(256), np.uint16(256 + 1023), np.uint16(2)

@@ -148,20 +148,6 @@ def paste(img: np.ndarray, stamp, row: int, col: int) -> None:
               where=mask[sr0:sr1, sc0:sc1])
 
 
-def darken(img: np.ndarray, stamp, row: int, col: int) -> None:
-    """Halves the brightness under the stamp's mask (a shadow)."""
-    _, mask, half = stamp
-    h, w = img.shape[0], img.shape[1]
-    r0, c0 = row - half, col - half
-    n = mask.shape[0]
-    r0c, c0c, r1c, c1c = max(r0, 0), max(c0, 0), min(r0 + n, h), min(c0 + n, w)
-    if r1c <= r0c or c1c <= c0c:
-        return
-    sub = img[r0c:r1c, c0c:c1c]
-    m = mask[r0c - r0:r1c - r0, c0c - c0:c1c - c0, 0]
-    sub[m] >>= 1
-
-
 # --- object looks -----------------------------------------------------------------------------
 
 def object_prims(kind: str, color: int, size: tuple[float, float] = (0.0, 0.0)) -> tuple:
@@ -243,6 +229,9 @@ def object_prims(kind: str, color: int, size: tuple[float, float] = (0.0, 0.0)) 
     raise ValueError(f"no look for object kind {kind!r}")
 
 
+OBJECT_DRAW_SCALE = 1.3
+LIGHT_CELLS = 4
+GRIPPER_DRAW_SCALE = 1.2
 GRIP_LEVELS = 5
 LIFT_LEVELS = 4
 
@@ -269,11 +258,14 @@ def gripper_prims(grip_level: int, hand: bool) -> tuple:
     return tuple(prims)
 
 
-def gripper_stamp(yaw: float, grip: float, lift: float, size: int, hand: bool):
-    gl = int(round(grip * (GRIP_LEVELS - 1)))
-    ll = int(round(lift * (LIFT_LEVELS - 1)))
-    scale = 1.0 + 0.5 * ll / (LIFT_LEVELS - 1)  # closer to the camera when lifted
-    return build_stamp(gripper_prims(gl, hand), yaw, size, scale), ll
+def gripper_levels(grip: float, lift: float) -> tuple[int, int]:
+    return int(grip * (GRIP_LEVELS - 1) + 0.5), int(lift * (LIFT_LEVELS - 1) + 0.5)
+
+
+@functools.lru_cache(maxsize=None)
+def shadow_prims(grip_level: int, hand: bool) -> tuple:
+    """The gripper's silhouette in a dark grey: its shadow on the table."""
+    return tuple(p[:-1] + ((50, 50, 55),) for p in gripper_prims(grip_level, hand))
 
 
 # --- the per-episode scene renderer -------------------------------------------------------------
@@ -284,6 +276,10 @@ class SceneRenderer:
     The task tells which object slots are fixed (drawn into the background once) and which move
     (``task.moving_slots``), and may draw extra layers (``task.draw_background`` /
     ``task.draw_overlay``: conveyor stripes, a turntable, a stain, a seam).
+
+    Lighting (the domain's per-pixel gain) is applied to the background once, and to a pasted
+    stamp with the gain at its centre pixel (lit stamps are cached per episode), so a step does
+    no full-frame arithmetic except the lab's blur and noise.
     """
 
     def __init__(self, size: int, look, world, task, wrist_camera: bool = False):
@@ -294,19 +290,36 @@ class SceneRenderer:
         self.size = size
         self.look = look
         self.jx, self.jy = look.jitter
+        # moving things are lit with the gain at the centre of the LIGHT_CELLS x LIGHT_CELLS cell
+        # they are in (lighting varies slowly), so lit stamps can be cached per cell
+        if look.gain is not None:
+            self.gain = look.gain.astype(np.int32)  # (S, S, 3), x128
+            cell = max(1, -(-size // LIGHT_CELLS))
+            centres = np.minimum(np.arange(size) // cell * cell + cell // 2, size - 1)
+            self.cell_gain = self.gain[centres[:, None], centres[None, :]]  # (S, S, 3)
+            self.gain_code = (np.arange(size) // cell)[:, None] * LIGHT_CELLS + (np.arange(size) // cell)[None, :]
+        else:
+            self.gain = None
+        self._lit: dict = {}
         self.prims = [None] * world.n
         for i in range(world.n):
             custom = task.prims(i, world)  # None: default look; (): the task draws it itself
             self.prims[i] = custom if custom is not None else object_prims(
                 KIND_NAMES[world.kind[i]], int(world.color[i]), tuple(float(v) for v in world.size[i]))
+        # small movable things are drawn a bit larger than their physical size so that they stay
+        # legible at 64x64 (the brush is not: its bar length is part of the pushing physics)
+        self.draw_scale = [OBJECT_DRAW_SCALE if (world.graspable[i] or KIND_NAMES[world.kind[i]] == "debris")
+                           and KIND_NAMES[world.kind[i]] != "brush" else 1.0 for i in range(world.n)]
         bg = look.table.copy()
         for prims, x, y, yaw in look.distractors:
-            self.paste(bg, prims, x, y, yaw)
+            self._paste_unlit(bg, prims, x, y, yaw)
         task.draw_background(self, bg, world)
         for i in task.static_slots:
-            self.paste(bg, self.prims[i], world.pose[i, 0], world.pose[i, 1], world.pose[i, 2])
+            self._paste_unlit(bg, self.prims[i], world.pose[i, 0], world.pose[i, 1], world.pose[i, 2])
+        if self.gain is not None:
+            bg = np.minimum((bg.astype(np.int32) * self.gain) >> 7, 255).astype(np.uint8)
         self.bg = bg
-        self.buf = np.empty((size, size, 3), dtype=np.int32)
+        self.buf = np.empty((size, size, 3), dtype=np.uint16) if look.blur or look.noise_bank is not None else None
         self.wrist_camera = wrist_camera
         self.hand = look.hand
 
@@ -314,28 +327,50 @@ class SceneRenderer:
         """Table point -> (row, col) pixel (camera jitter included)."""
         return int(math.floor(y * self.size + self.jy)), int(math.floor(x * self.size + self.jx))
 
-    def paste(self, img, prims, x, y, yaw, scale: float = 1.0) -> None:
+    def _paste_unlit(self, img, prims, x, y, yaw, scale: float = 1.0) -> None:
         row, col = self.px(x, y)
         paste(img, build_stamp(prims, yaw, self.size, scale), row, col)
+
+    def paste(self, img, prims, x, y, yaw, scale: float = 1.0) -> None:
+        """Pastes a lit stamp of ``prims`` at table pose (x, y, yaw)."""
+        row, col = self.px(x, y)
+        b = int(math.floor(yaw * (YAW_BINS / (2 * math.pi)) + 0.5)) % YAW_BINS
+        if self.gain is None:
+            code = 0
+        else:
+            s1 = self.size - 1
+            r, c = (row if row < s1 else s1), (col if col < s1 else s1)
+            r, c = (r if r > 0 else 0), (c if c > 0 else 0)
+            code = int(self.gain_code[r, c])
+        key = (id(prims), b, scale, code)
+        stamp = self._lit.get(key)
+        if stamp is None:
+            src, mask, half = build_stamp(prims, b * (2 * math.pi / YAW_BINS), self.size, scale)
+            if self.gain is not None:
+                src = np.minimum((src.astype(np.int32) * self.cell_gain[r, c]) >> 7, 255).astype(np.uint8)
+            stamp = self._lit[key] = (src, mask, half, prims)  # keep prims alive: id() stays unique
+        paste(img, stamp[:3], row, col)
 
     def render(self, w, task, noise_index: int = 0):
         """Returns ``(image (S, S, 3) uint8, wrist (S, S, 3) uint8 or None)``."""
         img = self.bg.copy()
         task.draw_overlay(self, img, w)
         pose = w.pose
+        held = w.held
         for i in task.moving_slots:
-            if i != w.held and w.on_table[i]:
-                self.paste(img, self.prims[i], pose[i, 0], pose[i, 1], pose[i, 2], task.scale(i))
-        if w.held >= 0:
-            i = w.held
-            self.paste(img, self.prims[i], pose[i, 0], pose[i, 1], pose[i, 2], task.scale(i))
-        stamp, ll = gripper_stamp(w.yaw, w.grip, w.lift, self.size, self.hand)
-        row, col = self.px(w.x, w.y)
-        off = int(round((1 + 1.5 * ll) * self.size / 64))  # shadow falls further when lifted
-        darken(img, stamp, row + off, col + off)
-        paste(img, stamp, row, col)
-        self._post(img, self.look, self.buf, noise_index)
-        wrist = self.wrist(img, row, col) if self.wrist_camera else None
+            if i != held and w.on_table[i]:
+                self.paste(img, self.prims[i], pose[i, 0], pose[i, 1], pose[i, 2], self.draw_scale[i] * task.scale(i))
+        if held >= 0:
+            self.paste(img, self.prims[held], pose[held, 0], pose[held, 1], pose[held, 2],
+                       self.draw_scale[held] * task.scale(held))
+        gl, ll = gripper_levels(w.grip, w.lift)
+        scale = GRIPPER_DRAW_SCALE * (1.0 + 0.4 * ll / (LIFT_LEVELS - 1))  # closer to the camera when lifted
+        off = (0.5 + 0.7 * ll) / 64  # the shadow falls further away when lifted
+        self.paste(img, shadow_prims(gl, self.hand), w.x + off, w.y + off, w.yaw, scale)
+        self.paste(img, gripper_prims(gl, self.hand), w.x, w.y, w.yaw, scale)
+        if self.buf is not None:
+            self._post(img, self.look, self.buf, noise_index)
+        wrist = self.wrist(img, *self.px(w.x, w.y)) if self.wrist_camera else None
         return img, wrist
 
     def wrist(self, img, row: int, col: int):

@@ -553,61 +553,61 @@ def _spec(cls, title, dynamic, step_limit, templates):
 
 
 TASKS: dict[str, TaskSpec] = {s.name: s for s in [
-    _spec(SortParts, "Sort Parts", False, 180, [
+    _spec(SortParts, "Sort Parts", False, 160, [
         "put the {c1} parts in the {c1} bin and the {c2} parts in the {c2} bin",
         "sort the parts by colour: {c1} ones into the {c1} bin, {c2} ones into the {c2} bin",
         "place every part in the bin that matches its colour ({c1} and {c2})",
         "sort the {c1} and {c2} parts into their matching bins",
     ]),
-    _spec(ZipBag, "Zip Bag", False, 70, [
+    _spec(ZipBag, "Zip Bag", False, 50, [
         "zip the {color} bag closed",
         "pull the zipper along the seam to close the {color} bag",
         "grab the zipper of the {color} bag and drag it to the end of the seam",
         "close the zip on the {color} bag",
     ]),
-    _spec(UnscrewCap, "Unscrew Cap", False, 90, [
+    _spec(UnscrewCap, "Unscrew Cap", False, 80, [
         "unscrew the {color} cap from the {bottle} bottle",
         "twist the {color} cap off the bottle",
         "open the {bottle} bottle by unscrewing its {color} cap",
         "turn the {color} cap counter-clockwise until it comes off, then lift it",
     ]),
-    _spec(PlaceFlower, "Place Flower", False, 70, [
+    _spec(PlaceFlower, "Place Flower", False, 55, [
         "put the {color} flower in the {vase} vase",
         "place the {color} flower into the vase",
         "pick up the {color} flower and put it in the {vase} vase",
         "arrange the {color} flower in the vase",
     ]),
-    _spec(WipeStain, "Wipe Stain", False, 110, [
+    _spec(WipeStain, "Wipe Stain", False, 85, [
         "wipe the {color} stain off the table with the sponge",
         "clean up the {color} stain using the sponge",
         "use the sponge to scrub away the {color} stain",
         "take the sponge and wipe the table until the {color} stain is gone",
     ]),
-    _spec(SortRubbish, "Sort Rubbish", False, 180, [
+    _spec(SortRubbish, "Sort Rubbish", False, 160, [
         "put the recyclables in the blue bin and the rest in the grey bin",
         "sort the rubbish: recyclable items into the blue bin, general waste into the grey bin",
         "throw the rubbish away, recycling in the blue bin on the {side}",
         "separate the recyclable rubbish from the non-recyclable rubbish into the two bins",
     ]),
-    _spec(SweepTrash, "Sweep Trash", False, 200, [
+    _spec(SweepTrash, "Sweep Trash", False, 180, [
         "sweep the trash into the dustpan",
         "use the brush to push all the debris into the dustpan on the {side}",
         "take the brush and sweep the crumbs into the dustpan",
         "brush the dirt on the table into the dustpan",
     ]),
-    _spec(PlaceMarkpen, "Place Markpen", False, 80, [
+    _spec(PlaceMarkpen, "Place Markpen", False, 60, [
         "put the {color} marker into the holder with its tip at the red dot",
         "place the {color} pen in the pen holder, tip first towards the red mark",
         "insert the {color} markpen into the holder the right way round",
         "store the {color} marker in its holder with the tip pointing to the red dot",
     ]),
-    _spec(ExpressSorting, "Express Sorting", True, 150, [
+    _spec(ExpressSorting, "Express Sorting", True, 110, [
         "put the {c1} parcel in the {c1} bin and the {c2} parcel in the {c2} bin",
         "sort the parcels from the conveyor into the bins matching their labels",
         "grab the {c1} and {c2} parcels off the moving belt and sort them by label colour",
         "take each parcel off the conveyor and drop it in the bin with the same colour as its label",
     ]),
-    _spec(IngredientPicking, "Ingredient Picking", True, 90, [
+    _spec(IngredientPicking, "Ingredient Picking", True, 50, [
         "pick the {item} off the turntable and put it on the plate",
         "grab the {item} from the rotating table and place it on the plate",
         "put the {item} on the plate",

@@ -1,0 +1,126 @@
+"""``fit``: one training run with Lightning, resumable, exported as an A1Policy.
+
+    out/
+        checkpoints/last.ckpt   resume point, written atomically every ``checkpoint_every`` steps
+        logs/version_N/metrics.csv   CSVLogger, one version per (re)start (per-source losses)
+        tensorboard/            TensorBoard (optional)
+        policy/                 the exported A1Policy (A1Policy.save_pretrained format)
+
+A killed run started again with the same ``out`` resumes from ``last.ckpt`` and stops at the same
+final step count. Everything that can be checked before training is: the checkpoint is readable
+and was made with the same model config; every dataset's features fit the model config; the
+normaliser and tokenizer fit it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from a1lib.models.configuration_a1 import A1Config
+from a1lib.models.modeling_a1 import A1Model
+from a1lib.models.policy_a1 import A1Policy, CheckpointError
+from a1lib.models.processor import A1Processor
+from a1lib.train.callbacks import AtomicCheckpointIO, SamplesPerSecond, read_checkpoint
+from a1lib.train.config import TrainConfig
+from a1lib.train.datamodule import A1DataModule
+from a1lib.train.module import A1LightningModule
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+POLICY_DIR = "policy"
+
+
+def lightning_precision(precision: str) -> str:
+    """"auto": bf16 autocast on hardware that supports it (CUDA bf16), fp32 everywhere else."""
+    precision = str(precision)
+    if precision == "auto":
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    return {"32": "32-true", "bf16": "bf16-mixed"}[precision]
+
+
+def check_resume(last: Path, config: A1Config) -> int:
+    """Global step of a resumable checkpoint made with ``config``; clear errors otherwise."""
+    ck = read_checkpoint(last)
+    hp = ck.get("hyper_parameters", {})
+    saved = hp.get("model_config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{last}: not an A1 training checkpoint (no model_config hyper-parameter)")
+    now = config.to_dict()
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if diff:
+        detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in diff[:8])
+        raise CheckpointError(f"{last}: made with a different model config ({detail}); "
+                              f"use another --out or start over with --no-resume")
+    return int(ck.get("global_step", 0))
+
+
+@dataclass
+class FitResult:
+    policy_dir: Path
+    last_checkpoint: Path
+    global_step: int
+    resumed_from: int | None
+    samples_per_s: float | None
+    seconds: float
+
+
+def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor: A1Processor, out: str | Path,
+        init_model: A1Model | None = None, resume: bool = True, progress: bool = True,
+        extra_callbacks: list | None = None) -> FitResult:
+    out = Path(out)
+    ckpt_dir = out / CHECKPOINT_DIR
+    last = ckpt_dir / LAST
+    processor.check_normalizer()
+    if processor.config.to_dict() != config.to_dict():
+        raise ValueError("fit: the processor was built for a different A1Config")
+    if init_model is not None and init_model.config.to_dict() != config.to_dict():
+        raise CheckpointError("fit: the initial model's config differs from the training config")
+    datamodule = A1DataModule(datasets, processor, cfg)  # checks every dataset against the config
+    resumed_from = None
+    if resume and last.exists():
+        resumed_from = check_resume(last, config)
+        print(f"resuming from {last} (step {resumed_from} of {cfg.steps})")
+    elif last.exists():
+        last.unlink()
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = A1LightningModule(config.to_dict(), dataclasses.asdict(cfg), model=init_model)
+    loggers: list = []
+    if cfg.csv_logger:
+        loggers.append(CSVLogger(out, name="logs"))  # logs/version_N/metrics.csv, one per (re)start
+    if cfg.tensorboard:
+        loggers.append(TensorBoardLogger(out, name="tensorboard"))
+    rate = SamplesPerSecond()
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
+                                 every_n_train_steps=cfg.checkpoint_every, save_last=True, save_top_k=1)
+    callbacks = [checkpoint, rate, *(extra_callbacks or [])]
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(cfg.log_every, 10))))
+    trainer = L.Trainer(
+        accelerator="auto", devices="auto", strategy="auto",
+        max_steps=cfg.steps, precision=lightning_precision(cfg.precision),
+        gradient_clip_val=cfg.grad_clip, gradient_clip_algorithm="norm",
+        val_check_interval=min(cfg.val_every, cfg.steps), check_val_every_n_epoch=None,
+        limit_val_batches=cfg.val_batches, num_sanity_val_steps=0,
+        log_every_n_steps=cfg.log_every, logger=loggers or False, callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
+        default_root_dir=out,
+    )
+    t0 = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed_from is not None else None,
+                weights_only=True)
+    trainer.save_checkpoint(last, weights_only=False)  # the final state, whatever the checkpoint interval
+    policy_dir = out / POLICY_DIR
+    if trainer.is_global_zero:
+        model = module.model.to("cpu").float().eval()
+        A1Policy(model, processor, delta=cfg.delta).save_pretrained(policy_dir)
+    return FitResult(policy_dir, last, int(trainer.global_step), resumed_from, rate.rate, time.time() - t0)

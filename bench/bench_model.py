@@ -1,0 +1,136 @@
+"""Size and speed of A1Model on this machine: one run, one table.
+
+    .venv/bin/python bench/bench_model.py [--preset cpu] [--batch 32] [--threads N]
+
+Reports
+* sizing: parameters per expert, tokens per sample;
+* training throughput (fp32, forward + backward + AdamW step) and the matmul FLOP/s it achieves
+  (counted with torch.utils.flop_counter.FlopCounterMode) against a large 2048x2048 fp32 matmul
+  measured in the same run;
+* inference latency per action chunk at batch 1: KV-cached, uncached, eager reference (at the
+  benchmark thread count and at 1 thread, since batch-1 work is too small to split over cores);
+* how long pretraining would take at the measured throughput.
+
+Timings are medians over repeats; the load average is printed because the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from a1lib.models.configuration_a1 import A1Config  # noqa: E402
+from a1lib.models.eager_reference import eager_sample_actions  # noqa: E402
+from a1lib.models.modeling_a1 import A1Model, random_batch  # noqa: E402
+
+
+def timed(fn, repeats: int, warmup: int = 2) -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / timed(lambda: a @ b, repeats)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--train-steps", type=int, default=6)
+    ap.add_argument("--latency-repeats", type=int, default=15)
+    ap.add_argument("--target-minutes", type=float, default=45.0)
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rows: list[tuple[str, str]] = []
+    add = lambda k, v: (rows.append((k, v)), print(f"{k:<48} {v}", flush=True))  # noqa: E731
+    add("load average (1, 5, 15 min) at start", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    add("torch threads / cpu_count", f"{torch.get_num_threads()} / {os.cpu_count()}")
+
+    peak = matmul_flops()
+    add("2048x2048 fp32 matmul", f"{peak / 1e9:.1f} GFLOP/s")
+
+    config = A1Config.preset(args.preset)
+    model = A1Model(config)
+    counts = model.param_counts()
+    add(f"params ({args.preset}): und / gen / act / total",
+        " / ".join(f"{counts[k] / 1e6:.2f}M" for k in ("und", "gen", "act", "total")))
+    batch = random_batch(config, args.batch, seed=0)
+    Lq, La = batch["qa_question_tokens"].shape[1], batch["qa_answer_tokens"].shape[1]
+    add("tokens per sample: action pass (img+text+gen+1+H)",
+        f"{config.max_tokens()} = {config.num_image_tokens}+{config.max_text_len}+{config.num_gen_tokens}+1+{config.chunk_size}")
+    add("tokens per sample: understanding pass", f"{config.num_image_tokens + Lq + La} (img + {Lq} q + {La} a)")
+
+    # --- training throughput ---------------------------------------------------------------
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01)
+
+    def train_step():
+        out = model(batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        out = model(batch)
+        out["loss"].backward()
+    step_flops = counter.get_total_flops()
+    opt.zero_grad(set_to_none=True)
+    step_s = timed(train_step, args.train_steps, warmup=2)
+    sps = args.batch / step_s
+    add(f"train step, batch {args.batch} (fwd+bwd+AdamW)", f"{step_s * 1e3:.0f} ms -> {sps:.0f} samples/s")
+    add("train matmul FLOP/s achieved", f"{step_flops / step_s / 1e9:.2f} GFLOP/s "
+        f"({100 * step_flops / step_s / peak:.0f}% of the 2048^2 matmul; {step_flops / args.batch / 1e6:.1f} MFLOP/sample)")
+
+    # --- inference latency ----------------------------------------------------------------------
+    model.eval()
+    b1 = random_batch(config, 1, seed=1)
+    noise = torch.randn(1, config.chunk_size, config.action_dim)
+    lat = {}
+    for threads in sorted({args.threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        lat[threads] = {
+            "cached": timed(lambda: model.sample_actions(b1, noise=noise), args.latency_repeats),
+            "uncached": timed(lambda: model.sample_actions(b1, noise=noise, use_cache=False), max(3, args.latency_repeats // 3)),
+            "eager": timed(lambda: eager_sample_actions(model, b1, noise), max(3, args.latency_repeats // 3)),
+        }
+        L = lat[threads]
+        add(f"chunk latency, batch 1, {config.num_inference_steps} steps, {threads} thread(s)",
+            f"cached {L['cached'] * 1e3:.1f} ms | uncached {L['uncached'] * 1e3:.1f} ms | "
+            f"eager {L['eager'] * 1e3:.1f} ms | cached speed-up x{L['uncached'] / L['cached']:.1f}")
+    torch.set_num_threads(args.threads)
+    best = min(L["cached"] for L in lat.values())
+    add("targets: cached <= 15 ms, >= 3x vs uncached",
+        f"best cached {best * 1e3:.1f} ms ({'met' if best <= 0.015 else 'NOT met'}); speed-up "
+        + ", ".join(f"x{L['uncached'] / L['cached']:.1f} @{t}t" for t, L in lat.items()))
+
+    # --- pretraining estimate ----------------------------------------------------------------------
+    hours = 20000 * 32 / sps / 3600
+    add("20k steps x batch 32 at this throughput", f"{hours * 60:.0f} min")
+    fit = int(args.target_minutes * 60 * sps)
+    add(f"samples that fit in {args.target_minutes:.0f} min", f"{fit:,} (e.g. {fit // 32:,} steps x 32, {fit // 64:,} x 64)")
+    add("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

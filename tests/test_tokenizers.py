@@ -1,0 +1,258 @@
+"""Image tokenizer (VAE), latent cache, text tokenizer and the `a1 tokenizer` commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import PreTrainedTokenizerFast
+
+from a1lib.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig, build_vae, psnr, train_image_tokenizer
+from a1lib.models.latent_cache import LatentCache, StaleCacheError, dataset_fingerprint, encode_dataset
+from a1lib.models.text_tokenizer import (
+    build_corpus,
+    load_text_tokenizer,
+    save_text_tokenizer,
+    sim_instructions,
+    train_text_tokenizer,
+)
+
+TINY = dict(block_out_channels=(8, 16, 16, 16), norm_num_groups=8, mid_attention=False)
+
+
+def shapes_frames(n_episodes: int, frames_per_episode: int, size: int, seed: int = 0):
+    """Coloured rectangles on a plain table, drifting a little per frame: uint8 (N,S,S,3), episode ids."""
+    rng = np.random.default_rng(seed)
+    frames, episodes = [], []
+    for e in range(n_episodes):
+        table = rng.integers(90, 170, 3)
+        boxes = [(rng.integers(0, size - 8, 2), rng.integers(4, size // 2, 2), rng.integers(0, 256, 3)) for _ in range(3)]
+        for t in range(frames_per_episode):
+            img = np.empty((size, size, 3), np.uint8)
+            img[:] = table
+            for (y, x), (h, w), c in boxes:
+                y0, x0 = (y + t) % (size - 4), x
+                img[y0 : y0 + h, x0 : x0 + w] = c
+            frames.append(img)
+            episodes.append(e)
+    return np.stack(frames), np.array(episodes)
+
+
+def tokenizer(image_size=64, seed=0, **kw) -> ImageTokenizer:
+    cfg = ImageTokenizerConfig(image_size=image_size, seed=seed, **kw)
+    return ImageTokenizer(build_vae(cfg), cfg).freeze()
+
+
+class FakeDataset:
+    """The slice of the LeRobotDataset contract the latent cache uses."""
+
+    def __init__(self, frames, episodes):
+        self.frames = frames
+        bounds = np.flatnonzero(np.diff(episodes)) + 1
+        starts, ends = np.r_[0, bounds], np.r_[bounds, len(frames)]
+        self.episodes = [{"dataset_from_index": int(a), "dataset_to_index": int(b)} for a, b in zip(starts, ends)]
+
+    def __len__(self):
+        return len(self.frames)
+
+    def get_frames(self, key, indices):
+        assert key == "observation.image"
+        return self.frames[np.asarray(indices)]
+
+
+# --- image tokenizer ---------------------------------------------------------------------------
+
+
+def test_vae_shapes_64_to_4x8x8():
+    tok = tokenizer()
+    frames, _ = shapes_frames(1, 3, 64)
+    z = tok.encode(frames)
+    assert z.shape == (3, 4, 8, 8) and z.dtype == torch.float32
+    x = tok.decode(z)
+    assert x.shape == (3, 3, 64, 64) and float(x.min()) >= 0 and float(x.max()) <= 1
+
+
+def test_8x_downsampling_for_another_size():
+    tok = tokenizer(image_size=48, latent_channels=6, **TINY)
+    frames, _ = shapes_frames(1, 2, 48)
+    assert tok.encode(frames).shape == (2, 6, 6, 6)
+    assert tok.latent_shape() == (6, 6, 6)
+    with pytest.raises(ValueError, match="divisible"):
+        ImageTokenizerConfig(image_size=50).validate()
+
+
+def test_encode_is_deterministic_and_accepts_both_layouts():
+    tok = tokenizer(**TINY)
+    frames, _ = shapes_frames(2, 2, 64)
+    z1, z2 = tok.encode(frames), tok.encode(frames)
+    assert torch.equal(z1, z2)
+    as_float = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # (N, 3, H, W) in [0, 1]
+    assert torch.allclose(tok.encode(as_float), z1, atol=1e-6)
+    # another batch size may pick another conv kernel: equal up to float rounding
+    assert torch.allclose(tok.encode(frames, batch_size=1), z1, atol=1e-4)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        tok.encode(as_float * 255)
+    with pytest.raises(ValueError, match="batch"):
+        tok.encode(frames[0])
+
+
+def test_same_seed_same_weights():
+    a, b = tokenizer(seed=3, **TINY), tokenizer(seed=3, **TINY)
+    assert a.fingerprint() == b.fingerprint()
+    assert tokenizer(seed=4, **TINY).fingerprint() != a.fingerprint()
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A 32x32 tokenizer trained briefly on shapes; shared by the tests below."""
+    frames, episodes = shapes_frames(24, 6, 32)
+    cfg = ImageTokenizerConfig(image_size=32, train_steps=80, batch_size=16, lr=3e-3, heldout_fraction=0.2, **TINY)
+    tok, metrics = train_image_tokenizer(frames, cfg, episodes)
+    return tok, metrics, frames, episodes
+
+
+def test_training_raises_heldout_psnr(trained):
+    tok, metrics, frames, episodes = trained
+    assert metrics["n_heldout_frames"] > 0 and metrics["n_train_frames"] > metrics["n_heldout_frames"]
+    assert metrics["psnr_heldout_db"] > metrics["psnr_heldout_untrained_db"] + 5.0, metrics
+    # held-out frames come from whole episodes the VAE never saw
+    assert not tok.vae.training and not any(p.requires_grad for p in tok.vae.parameters())
+
+
+def test_latents_are_normalised(trained):
+    tok, _, frames, _ = trained
+    z = tok.encode(frames)
+    assert abs(float(z.mean())) < 0.2 and 0.7 < float(z.std()) < 1.3
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    assert psnr(tok.decode(z), x) > 20.0
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    tok, _, frames, _ = trained
+    tok.save(tmp_path / "image")
+    files = sorted(p.name for p in (tmp_path / "image").iterdir())
+    assert "diffusion_pytorch_model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    loaded = ImageTokenizer.load(tmp_path / "image")
+    assert loaded.scaling_factor == tok.scaling_factor and loaded.shift_factor == tok.shift_factor
+    assert loaded.fingerprint() == tok.fingerprint()
+    assert torch.equal(loaded.encode(frames[:8]), tok.encode(frames[:8]))
+    assert not any(p.requires_grad for p in loaded.vae.parameters())
+    tok.save(tmp_path / "image")  # overwriting an existing directory works (atomic replace)
+    with pytest.raises(FileNotFoundError, match="image_tokenizer.json"):
+        ImageTokenizer.load(tmp_path)
+
+
+# --- latent cache ------------------------------------------------------------------------------
+
+
+def test_latent_cache_round_trip_and_stale_errors(trained, tmp_path):
+    tok, _, frames, episodes = trained
+    ds = FakeDataset(frames[:40], episodes[:40])
+    path = encode_dataset(ds, tok, tmp_path / "sim.safetensors", dataset_root="data/sim", batch_size=16)
+    meta = json.loads((tmp_path / "sim.json").read_text())
+    assert meta["num_frames"] == 40 and meta["tokenizer_fingerprint"] == tok.fingerprint()
+
+    cache = LatentCache.for_dataset(path, tok, ds)
+    idx = np.array([0, 7, 39, 7])
+    assert torch.equal(cache[idx], cache[idx]) and torch.allclose(cache[idx], tok.encode(frames[idx]), atol=1e-4)
+    assert cache[idx].shape == (4, *tok.latent_shape()) and len(cache) == 40
+    with pytest.raises(IndexError):
+        cache[[40]]
+
+    other = tokenizer(image_size=32, seed=1, **TINY)
+    with pytest.raises(StaleCacheError, match="tokenizer"):
+        LatentCache(path, other)
+    with pytest.raises(StaleCacheError, match="frames"):
+        LatentCache(path, tok, num_frames=41)
+    changed = FakeDataset(frames[:40].copy(), episodes[:40])
+    changed.frames[0] = 255 - changed.frames[0]
+    with pytest.raises(StaleCacheError, match="another version"):
+        LatentCache.for_dataset(path, tok, changed)
+    assert dataset_fingerprint(ds) == dataset_fingerprint(FakeDataset(frames[:40], episodes[:40]))
+    with pytest.raises(FileNotFoundError, match="a1 tokenizer encode"):
+        LatentCache(tmp_path / "lab.safetensors")
+
+
+# --- text tokenizer ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_tok():
+    return train_text_tokenizer(build_corpus(["Push the purple gear to the corner."]), vocab_size=1024)
+
+
+def test_text_tokenizer_round_trip(text_tok):
+    assert isinstance(text_tok, PreTrainedTokenizerFast)
+    assert [text_tok.pad_token_id, text_tok.unk_token_id, text_tok.bos_token_id, text_tok.eos_token_id,
+            text_tok.sep_token_id] == [0, 1, 2, 3, 4]
+    instructions = sim_instructions()
+    assert len(instructions) > 100
+    for text in instructions[:: max(1, len(instructions) // 200)] + ["Push the purple gear to the corner."]:
+        ids = text_tok(text)["input_ids"]
+        assert ids[0] == text_tok.bos_token_id and ids[-1] == text_tok.eos_token_id
+        assert text_tok.unk_token_id not in ids, text
+        words = text_tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(text.lower())
+        assert text_tok.decode(ids, skip_special_tokens=True) == " ".join(w for w, _ in words)
+    assert text_tok.unk_token_id in text_tok("fold the zebra")["input_ids"]
+
+
+def test_text_tokenizer_padding_and_pairs(text_tok):
+    batch = text_tok(["put the flower in the vase", "sweep"], padding=True, return_tensors="pt")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert ids.shape == mask.shape and ids.shape[0] == 2
+    assert int(mask[1].sum()) == 3 and (ids[1, 3:] == text_tok.pad_token_id).all() and (mask[1, 3:] == 0).all()
+    pair = text_tok("what is the gripper holding?", "nothing")["input_ids"]
+    assert pair.count(text_tok.sep_token_id) == 1 and pair[-2] == text_tok.convert_tokens_to_ids("nothing")
+
+
+def test_text_tokenizer_save_load_and_determinism(text_tok, tmp_path):
+    path = save_text_tokenizer(text_tok, tmp_path / "text")
+    assert path.name == "tokenizer.json"
+    loaded = load_text_tokenizer(tmp_path / "text")
+    assert isinstance(loaded, PreTrainedTokenizerFast)
+    texts = ["Sort the red and blue parts into their matching bins", "how many red objects are there?"]
+    assert loaded(texts)["input_ids"] == text_tok(texts)["input_ids"]
+    assert loaded.pad_token_id == 0 and loaded.sep_token_id == 4
+    again = train_text_tokenizer(build_corpus(["Push the purple gear to the corner."]), vocab_size=1024)
+    save_text_tokenizer(again, tmp_path / "again")
+    assert (tmp_path / "again" / "tokenizer.json").read_bytes() == path.read_bytes()
+    small = train_text_tokenizer(["a b b c c c"], vocab_size=7)  # keeps the 2 most frequent words
+    assert small.convert_tokens_to_ids("a") == small.unk_token_id
+    with pytest.raises(FileNotFoundError, match="a1 tokenizer train"):
+        load_text_tokenizer(tmp_path / "missing")
+
+
+# --- the commands, end to end on tiny synthetic LeRobot datasets -------------------------------
+
+
+def test_tokenizer_train_and_encode_commands(tmp_path):
+    from a1lib.cli import main
+    from a1lib.data import LeRobotDataset
+    from a1lib.data.synthetic import write_synthetic_dataset
+
+    data = tmp_path / "data"
+    write_synthetic_dataset(data / "sim", lengths=(5, 6, 4), image_size=16)
+    write_synthetic_dataset(data / "lab", lengths=(4, 4), image_size=16)
+    write_synthetic_dataset(data / "human", lengths=(3, 5), image_size=16, human=True)
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "preset: t\npresets:\n  t:\n    tokenizer:\n      text_vocab_size: 512\n"
+        "      image: {image_size: 16, train_steps: 3, batch_size: 4, block_out_channels: [8, 8, 8, 8], mid_attention: false}\n"
+    )
+    out, latents = tmp_path / "artifacts" / "tokenizer", tmp_path / "artifacts" / "latents"
+    assert main(["tokenizer", "train", "--params", str(params), "--data", str(data), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["psnr_heldout_db_by_source"]) <= {"sim", "lab", "human"} and metrics["psnr_heldout_db"] > 0
+    assert metrics["text"]["dataset_instructions_with_unk"] == 0
+    assert (out / "image" / "image_tokenizer.json").exists()
+    assert isinstance(load_text_tokenizer(out / "text"), PreTrainedTokenizerFast)
+
+    assert main(["tokenizer", "encode", "--data", str(data), "--tokenizer", str(out), "--out", str(latents)]) == 0
+    tok = ImageTokenizer.load(out / "image")
+    for source in ("sim", "lab", "human"):
+        ds = LeRobotDataset(data / source)
+        cache = LatentCache.for_dataset(latents / f"{source}.safetensors", tok, ds, data / source)
+        assert cache[np.arange(len(ds))].shape == (len(ds), 4, 2, 2)
+        assert torch.allclose(cache[[1]], tok.encode(ds.get_frames("observation.image", [1])), atol=1e-4)

@@ -1,0 +1,173 @@
+"""Training: weighted mixing, loss goes down, NaN stop, atomic checkpoints, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from a1lib.models.modeling_a1 import A1Model
+from a1lib.models.policy_a1 import A1Policy, CheckpointError
+from a1lib.models.processor import A1Processor, ProcessorError
+from a1lib.train.callbacks import AtomicCheckpointIO, read_checkpoint
+from a1lib.train.config import TrainConfig
+from a1lib.train.datamodule import A1DataModule
+from a1lib.train.module import NonFiniteLossError, lr_factor
+from a1lib.train.toy import make_toy_setup, toy_model_config, toy_normalizer, toy_qa
+from a1lib.train.trainer import check_resume, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared 2-core machine
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    return make_toy_setup(tmp_path_factory.mktemp("toy"))
+
+
+def processor_for(setup, config=None):
+    return A1Processor(config or setup.config, setup.text_tokenizer, toy_normalizer(setup), setup.image_tokenizer,
+                       latents=setup.latents, qa_fn=toy_qa)
+
+
+def small_cfg(**kw):
+    base = dict(steps=20, batch_size=8, lr=3e-3, warmup_steps=2, min_lr=3e-4, checkpoint_every=5, val_every=10,
+                val_batches=1, log_every=1, delta=2, csv_logger=True)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_weighted_sampler_respects_weights(setup):
+    cfg = small_cfg(source_weights={"sim": 0.6, "lab": 0.3, "human": 0.1}, steps=250)
+    dm = A1DataModule(setup.datasets, processor_for(setup), cfg)
+    w = dm.sample_weights()
+    assert abs(float(w.sum()) - 1) < 1e-9
+    sources = torch.cat([torch.full((len(p),), k) for k, p in enumerate(dm.train_parts)])
+    draws = torch.multinomial(w, 2000, replacement=True, generator=torch.Generator().manual_seed(0))
+    share = torch.bincount(sources[draws], minlength=3).float() / 2000
+    assert torch.allclose(share, torch.tensor([0.6, 0.3, 0.1]), atol=0.04), share
+    # the DataLoader really uses these weights: source ids of drawn batches
+    loader = dm.train_dataloader()
+    ids = torch.cat([b["source_id"] for _, b in zip(range(30), loader)])
+    share = torch.bincount(ids, minlength=3).float() / len(ids)
+    assert torch.allclose(share, torch.tensor([0.6, 0.3, 0.1]), atol=0.08), share
+    # a zero weight drops the source; a weighted source without data is an error before training
+    assert A1DataModule(setup.datasets, processor_for(setup), small_cfg(source_weights={"sim": 1.0})).sources == ["sim"]
+    with pytest.raises(ValueError, match="no dataset"):
+        A1DataModule({"sim": setup.datasets["sim"]}, processor_for(setup), small_cfg())
+
+
+def test_lr_schedule():
+    cfg = small_cfg(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-4)
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(100, cfg) == pytest.approx(0.1) and lr_factor(55, cfg) == pytest.approx(0.55)
+
+
+def fixed_loss(model, batch):
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        return float(model.eval()(batch, generator=g)["loss"])
+
+
+def test_training_lowers_loss_and_exports_policy(setup, tmp_path):
+    proc = processor_for(setup)
+    dm = A1DataModule(setup.datasets, proc, small_cfg())
+    batch = A1Processor.collate([dm.train_set[i] for i in range(0, len(dm.train_set), 5)])
+    before = fixed_loss(A1Model(setup.config), batch)
+    result = fit(setup.config, small_cfg(steps=25), setup.datasets, proc, tmp_path / "run", progress=False)
+    assert result.global_step == 25 and result.samples_per_s > 0
+    policy = A1Policy.from_pretrained(result.policy_dir)
+    after = fixed_loss(policy.model, batch)
+    assert after < 0.7 * before, (before, after)
+    metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    for col in ("train/action/sim", "train/action/lab", "train/generation/human", "val/loss", "samples_per_s"):
+        assert col in metrics
+    assert "train/action/human" not in metrics  # human video never has an action loss
+    assert read_checkpoint(result.last_checkpoint)["global_step"] == 25
+
+
+def test_non_finite_loss_stops_and_keeps_last_good(setup, tmp_path):
+    class Poison(L.Callback):  # corrupt a weight at step 7: the next loss is NaN
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 7:
+                pl_module.model.action_out.weight.data.fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLossError, match=r"step 7 .*source\(s\) \['(human', ')?lab', 'sim'\]"):
+        fit(setup.config, small_cfg(), setup.datasets, processor_for(setup), tmp_path / "run", progress=False,
+            extra_callbacks=[Poison()])
+    ck = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ck["global_step"] == 5
+    assert all(torch.isfinite(v).all() for v in ck["state_dict"].values() if v.is_floating_point())
+
+
+def test_atomic_checkpoint_survives_failed_save(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 3, "w": torch.ones(4)}, path)
+
+    def disk_full(obj, f, *a, **k):
+        f.write(b"partial bytes")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        io.save_checkpoint({"global_step": 4, "w": torch.zeros(4)}, path)
+    monkeypatch.undo()
+    ck = io.load_checkpoint(path)
+    assert ck["global_step"] == 3 and torch.equal(ck["w"], torch.ones(4))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temp file left behind
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.ckpt: not a readable checkpoint"):
+        read_checkpoint(tmp_path / "bad.ckpt")
+
+
+def test_clear_errors_before_training(setup, tmp_path):
+    proc = processor_for(setup)
+    fit(setup.config, small_cfg(steps=2, checkpoint_every=1), setup.datasets, proc, tmp_path / "run", progress=False)
+    other = toy_model_config(act_hidden=48)
+    with pytest.raises(CheckpointError, match="act_hidden: checkpoint 32 vs now 48"):
+        check_resume(tmp_path / "run" / "checkpoints" / "last.ckpt", other)
+    with pytest.raises(CheckpointError, match="different model config"):
+        fit(other, small_cfg(), setup.datasets, processor_for(setup, other), tmp_path / "run", progress=False)
+    wrong = toy_model_config(action_dim=5)
+    with pytest.raises(ProcessorError, match=r"action_dim=5|'action' have shape \(3,\), the model expects \(5,\)"):
+        fit(wrong, small_cfg(), setup.datasets, processor_for(setup, wrong), tmp_path / "run2", progress=False)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "a1lib.train.toy", "--out", str(out), "--steps", "24", "--checkpoint-every", "3",
+           "--step-sleep", "0.25"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    last = out / "checkpoints" / "last.ckpt"
+    killed_at = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            try:
+                step = read_checkpoint(last)["global_step"]
+            except ValueError:
+                step = 0  # being replaced right now: try again
+            if step >= 6:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                killed_at = step
+                break
+        time.sleep(0.1)
+    assert killed_at is not None, proc.communicate()[0].decode()[-2000:]
+    assert proc.returncode == -signal.SIGKILL
+    interrupted = read_checkpoint(last)["global_step"]  # still readable after the kill
+    assert 6 <= interrupted < 24
+    done = subprocess.run(cmd[:-2], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"resumed_from={interrupted}" in done.stdout and "global_step=24" in done.stdout
+    assert read_checkpoint(last)["global_step"] == 24
+    assert (out / "policy" / "model.safetensors").exists()

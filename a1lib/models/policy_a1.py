@@ -41,7 +41,7 @@ NORMALIZER_FILE = "normalizer.json"
 TOKENIZER_FILE = "tokenizer.json"
 IMAGE_TOKENIZER_DIR = "image_tokenizer"
 FORMAT = "a1lib.A1Policy/1"
-SPECIAL_TOKENS = ("pad_token", "eos_token", "bos_token", "unk_token")
+SPECIAL_TOKENS = ("pad_token", "eos_token", "bos_token", "unk_token", "sep_token")
 
 
 class CheckpointError(ValueError):

@@ -127,21 +127,22 @@ def _lab_look(size: int) -> Look:
     return Look(table=table, gain=gain, blur=True, noise_bank=bank, action_noise=ACTION_NOISE, latency=1)
 
 
-def post_process(img: np.ndarray, look: Look, buf: np.ndarray, noise_index: int) -> None:
+def post_process(img: np.ndarray, look: Look, bufs: tuple, noise_index: int) -> None:
     """Lab camera: 2x2 box blur and sensor noise on ``img`` (H, W, 3) uint8, in place.
 
-    (Light and colour gain are applied by the renderer.) ``buf`` is a preallocated (H, W, 3)
-    uint16 scratch buffer. The blur sums 4 neighbours (0..1020), the noise frame is stored x4
+    (Light and colour gain are applied by the renderer.) ``bufs`` are two preallocated (H, W, 3)
+    uint16 scratch buffers. The blur sums 4 neighbours (0..1020), the noise frame is stored x4
     with an offset of 256; then clip, remove the offset, divide by 4.
     """
-    np.copyto(buf, img)
-    if look.blur:
-        np.add(buf[:-1], buf[1:], out=buf[:-1])
-        np.add(buf[:, :-1], buf[:, 1:], out=buf[:, :-1])
-        buf[-1] <<= 1  # the last row / column were summed only once: scale them to match
-        buf[:, -1] <<= 1
+    buf, buf2 = bufs
+    if look.blur:  # sums of 2x2 neighbourhoods, written without overlapping (no hidden copies)
+        np.add(img[:-1], img[1:], out=buf[1:], dtype=np.uint16)  # buf[r] = img[r-1] + img[r]
+        np.multiply(img[0], 2, out=buf[0], dtype=np.uint16)
+        np.add(buf[:, :-1], buf[:, 1:], out=buf2[:, 1:])
+        np.multiply(buf[:, 0], 2, out=buf2[:, 0])
+        buf, buf2 = buf2, buf
     else:
-        buf <<= 2
+        np.left_shift(img, 2, out=buf, dtype=np.uint16)
     if look.noise_bank is not None:
         buf += look.noise_bank[noise_index]
     else:

@@ -319,7 +319,8 @@ class SceneRenderer:
         if self.gain is not None:
             bg = np.minimum((bg.astype(np.int32) * self.gain) >> 7, 255).astype(np.uint8)
         self.bg = bg
-        self.buf = np.empty((size, size, 3), dtype=np.uint16) if look.blur or look.noise_bank is not None else None
+        self.buf = (np.empty((size, size, 3), dtype=np.uint16), np.empty((size, size, 3), dtype=np.uint16)) \
+            if look.blur or look.noise_bank is not None else None
         self.wrist_camera = wrist_camera
         self.hand = look.hand
 

@@ -146,7 +146,7 @@ class World:
     def on_belt(self, i: int) -> bool:
         if self.belt_band is None:
             return False
-        return self.belt_band[0] <= self.pose[i, 1] <= self.belt_band[1] and -0.5 < self.pose[i, 0] < 1.0
+        return self.belt_band[0] <= self.pose[i, 1] <= self.belt_band[1] and -0.5 < self.pose[i, 0] < 1.05
 
     def on_turntable(self, i: int) -> bool:
         if self.table_center is None:

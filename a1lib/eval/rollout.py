@@ -1,0 +1,88 @@
+"""Closed-loop rollouts: a Policy drives a lab-domain env, one action chunk at a time.
+
+At every replanning point the policy sees frame t (and frame t - delta, from the episode's own
+history, clamped to the first frame as in training), returns a chunk of H actions, and the first
+``replan_every`` of them are executed open loop before it is asked again. The original executes
+whole chunks; replanning earlier reacts faster to moving objects at more compute per step.
+
+Reference policies run through the very same loop. Policies that need privileged access to the
+simulator (the scripted expert) implement ``attach(env)``; the runner calls it after each reset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK
+
+
+class ExpertPolicy:
+    """The scripted expert as a Policy: a chunk of one action, read from the env it is attached to."""
+
+    metadata = {"policy": "expert", "horizon": 1}
+
+    def __init__(self, motion_blind: bool = False):
+        self.motion_blind = motion_blind
+        self.env = None
+
+    def attach(self, env: Any) -> None:
+        self.env = env.unwrapped
+
+    def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
+        if self.env is None:
+            raise RuntimeError("ExpertPolicy needs privileged env access: call attach(env) first")
+        return {"actions": np.asarray(self.env.expert_action(self.motion_blind), dtype=np.float32)[None]}
+
+    def reset(self) -> None:
+        pass
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    instruction: str
+    frames: list = field(default_factory=list)  # per step: (image, imagined or None, chunk left, state)
+
+
+def run_episode(env: Any, policy: Any, seed: int, replan_every: int | None = None, delta: int | None = None,
+                record: bool = False) -> EpisodeResult:
+    """One episode on ``seed``; returns success, steps and (``record``) the frames for a GIF."""
+    policy.reset()
+    obs, info = env.reset(seed=int(seed))
+    if hasattr(policy, "attach"):
+        policy.attach(env)
+    instruction = env.unwrapped.instruction
+    delta = int(delta if delta is not None else getattr(policy, "delta", 0))
+    low, high = env.action_space.low, env.action_space.high
+    history = [obs["image"]]
+    frames, success, steps = [], bool(info.get("success", False)), 0
+    done = success
+    while not done:
+        past = history[max(len(history) - 1 - delta, 0)]
+        out = policy.infer({IMAGE: obs["image"], IMAGE_PAST: past, STATE: obs["state"], TASK: instruction})
+        chunk = np.asarray(out["actions"], dtype=np.float32)
+        if chunk.ndim != 2 or chunk.shape[1] != low.shape[0] or not len(chunk):
+            raise ValueError(f"policy returned actions of shape {chunk.shape}, expected (H, {low.shape[0]})")
+        if not np.isfinite(chunk).all():
+            raise ValueError(f"policy returned non-finite actions at step {steps} of {env.unwrapped.task_name} seed {seed}")
+        n = len(chunk) if replan_every is None else max(1, min(int(replan_every), len(chunk)))
+        imagined = out.get("imagined")
+        for k in range(n):
+            if record:
+                frames.append((obs["image"], imagined, chunk[k:n].copy(), np.asarray(obs["state"]).copy()))
+            obs, _, terminated, truncated, info = env.step(np.clip(chunk[k], low, high))
+            history.append(obs["image"])
+            steps += 1
+            success = bool(info.get("success", terminated))
+            if terminated or truncated:
+                done = True
+                break
+    if record:
+        frames.append((obs["image"], None, np.zeros((0, low.shape[0]), np.float32), np.asarray(obs["state"]).copy()))
+    return EpisodeResult(env.unwrapped.task_name, int(seed), success, steps, instruction, frames)

@@ -17,6 +17,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("data", "info"): ("a1lib.data.info", "summarise a dataset on disk and validate it"),
     ("tokenizer", "train"): ("a1lib.models.tokenizer_cli", "train the image tokenizer (VAE) and the text tokenizer"),
     ("tokenizer", "encode"): ("a1lib.models.latent_cache", "encode every dataset frame once into the latent cache"),
+    (None, "pretrain"): ("a1lib.train.pretrain", "joint pretraining on the weighted sim / lab / human mix"),
+    (None, "finetune"): ("a1lib.train.finetune", "fine-tune a pretrained A1Policy on the lab demos"),
+    (None, "evaluate"): ("a1lib.eval.evaluate", "closed-loop success rates (95% Wilson CIs) and rollout GIFs"),
+    (None, "figures"): ("a1lib.viz.figures", "training curves, success bars, imagined futures, results table"),
     (None, "serve"): ("a1lib.serve.server", "serve a policy over websockets (openpi protocol)"),
 }
 
@@ -29,7 +33,8 @@ GROUP_HELP = {
 def _top_parser() -> argparse.ArgumentParser:
     lines = []
     for (group, name), (_, help_) in COMMANDS.items():
-        lines.append(f"  a1 {(group + ' ') if group else ''}{name:<12} {help_}")
+        command = f"a1 {group} {name}" if group else f"a1 {name}"
+        lines.append(f"  {command:<20} {help_}")
     return argparse.ArgumentParser(
         prog="a1",
         description="A1 workbench: imagine, then act. Every pipeline step is a subcommand.",

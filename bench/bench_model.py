@@ -68,8 +68,13 @@ def main(argv=None) -> int:
     add("load average (1, 5, 15 min) at start", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     add("torch threads / cpu_count", f"{torch.get_num_threads()} / {os.cpu_count()}")
 
-    peak = matmul_flops()
-    add("2048x2048 fp32 matmul", f"{peak / 1e9:.1f} GFLOP/s")
+    thread_counts = sorted({args.threads, 1}, reverse=True)
+    peaks = {}
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        peaks[threads] = matmul_flops()
+        add(f"2048x2048 fp32 matmul, {threads} thread(s)", f"{peaks[threads] / 1e9:.1f} GFLOP/s")
+    torch.set_num_threads(args.threads)
 
     config = A1Config.preset(args.preset)
     model = A1Model(config)
@@ -99,13 +104,14 @@ def main(argv=None) -> int:
     opt.zero_grad(set_to_none=True)
     add("train FLOPs per sample (fwd+bwd, FlopCounterMode)", f"{step_flops / args.batch / 1e6:.1f} MFLOP")
     sps = 0.0
-    for threads in sorted({args.threads, 1}, reverse=True):
+    for threads in thread_counts:
         torch.set_num_threads(threads)
+        peak = peaks[threads]
         step_s, step_cpu = timed(train_step, args.train_steps, warmup=2, cpu=True)
         sps = max(sps, args.batch / step_s)
         add(f"train step, batch {args.batch} (fwd+bwd+AdamW), {threads} thread(s)",
             f"{step_s * 1e3:.0f} ms wall -> {args.batch / step_s:.0f} samples/s; "
-            f"{step_flops / step_s / 1e9:.2f} GFLOP/s = {100 * step_flops / step_s / peak:.0f}% of the big matmul "
+            f"{step_flops / step_s / 1e9:.2f} GFLOP/s = {100 * step_flops / step_s / peak:.0f}% of the big matmul at these threads "
             f"(CPU time {step_cpu * 1e3:.0f} ms)")
     torch.set_num_threads(args.threads)
 
@@ -114,7 +120,7 @@ def main(argv=None) -> int:
     b1 = random_batch(config, 1, seed=1)
     noise = torch.randn(1, config.chunk_size, config.action_dim)
     lat = {}
-    for threads in sorted({args.threads, 1}, reverse=True):
+    for threads in thread_counts:
         torch.set_num_threads(threads)
         cached_s, cached_cpu = timed(lambda: model.sample_actions(b1, noise=noise), args.latency_repeats, cpu=True)
         lat[threads] = {

@@ -76,6 +76,7 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=None, help="dataset root (data/); synthetic frames if omitted")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=ImageTokenizerConfig.lr)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-frames", type=int, default=20000)
     args = p.parse_args()
@@ -86,7 +87,7 @@ def main() -> None:
     else:
         frames, episodes = synthetic_episodes(200, 20)
         source = "synthetic"
-    cfg = ImageTokenizerConfig(train_steps=args.steps, batch_size=args.batch_size)
+    cfg = ImageTokenizerConfig(train_steps=args.steps, batch_size=args.batch_size, lr=args.lr)
     t0 = time.perf_counter()
     _, metrics = train_image_tokenizer(frames, cfg, episodes)
     metrics["wall_seconds"] = time.perf_counter() - t0

@@ -5,8 +5,10 @@
 #   bash scripts/run.sh ci       # the ci preset: the whole pipeline in minutes
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
+if [ -z "${A1_SKIP_SETUP:-}" ]; then  # tests run this script with the venv already on PATH
+  bash scripts/setup.sh
+  export PATH="$PWD/.venv/bin:$PATH"
+fi
 
 preset=${1:-}
 if [ -n "$preset" ]; then

@@ -13,3 +13,26 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # keep CI logs readable
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def quick_policy(tmp_path_factory) -> Path:
+    """A tiny trained ci A1Policy directory (a1lib.train.quick), built once per test session.
+
+    One torch thread for the build: on a busy 2-core machine that is several times faster."""
+    from a1lib.train.quick import build_quick_policy
+
+    return build_quick_policy(tmp_path_factory.mktemp("quick_policy") / "policy", seed=0, threads=1)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread while a test runs (restored after). With torch's default two threads a
+    loaded 2-core machine makes small-model inference ~50x slower (oversubscription): a property
+    of the machine, not of the code under test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

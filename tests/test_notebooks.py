@@ -14,8 +14,11 @@ TINY = {
     "00_tour.ipynb": {},
     "01_simulator_and_data.ipynb": {"tasks": ["SortParts", "ExpressSorting"], "episodes_per_task": 1},
     "02_understanding_expert.ipynb": {"episodes_per_task": 1, "train_steps": 5, "batch_size": 8},
+    "03_generation_expert.ipynb": {"tokenizer_dir": "no-such-dir", "tokenizer_steps": 5, "episodes_per_task": 1,
+                                   "train_steps": 5, "batch_size": 8},
     "04_action_expert_flow_matching.ipynb": {"toy_steps": 100, "chunk_steps": 20},
     "05_mixture_of_transformers.ipynb": {"preset": "ci", "timing_repeats": 2},
+    "09_imagined_futures.ipynb": {"interactive": False, "step": 5},
 }
 
 

@@ -36,7 +36,9 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     first = [ln for ln in blocks[0].splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert len(first) == 2, first
     main_cmd, test_cmd = first
-    assert "scripts/setup.sh" in main_cmd and "scripts/setup.sh" in test_cmd
+    assert "scripts/run.sh" in main_cmd and "scripts/setup.sh" in test_cmd
+    run_sh = (ROOT / "scripts" / "run.sh").read_text()
+    assert "scripts/setup.sh" in run_sh and "dvc repro" in run_sh
     assert "pytest" in test_cmd
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd.split("#")[0].strip() in ci

@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -221,26 +222,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="experiments/eval", help="writes OUT/metrics.json and OUT/gifs/")
 
 
-def _eval_defaults(args: argparse.Namespace) -> dict[str, Any]:
-    try:
-        from a1lib.params import read_params
+@dataclass
+class EvalConfig:
+    """The ``eval`` section of params.yaml (command-line flags override it)."""
 
-        params = read_params(args.params)
-        preset = args.preset or params["preset"]
-        return dict(((params["presets"].get(preset) or {}).get("eval")) or {})
-    except Exception:
-        return {}
+    episodes: int = 10  # per task, on fixed evaluation seeds (a1lib.data.seeds.eval_seed)
+    workers: int = 2
+    replan_every: int | None = None  # actions executed per chunk; None = the whole chunk
+    gifs_per_task: int = 1
+    tasks: tuple[str, ...] | None = None  # None = all ten
+
+
+def _eval_defaults(args: argparse.Namespace) -> EvalConfig:
+    from a1lib.params import load_section
+
+    return load_section("eval", EvalConfig, path=args.params, preset=args.preset)
 
 
 def run(args: argparse.Namespace) -> int:
     from a1lib.sim import TASKS
 
     d = _eval_defaults(args)
-    tasks = [t.strip() for t in (args.tasks or ",".join(d.get("tasks") or TASKS)).split(",") if t.strip()]
-    episodes = args.episodes or int(d.get("episodes", 10))
-    replan = args.replan_every if args.replan_every is not None else d.get("replan_every")
-    workers = args.workers or int(d.get("workers", 2))
-    gifs = args.gifs_per_task if args.gifs_per_task is not None else int(d.get("gifs_per_task", 1))
+    tasks = [t.strip() for t in (args.tasks or ",".join(d.tasks or TASKS)).split(",") if t.strip()]
+    episodes = args.episodes or d.episodes
+    replan = args.replan_every if args.replan_every is not None else d.replan_every
+    workers = args.workers or d.workers
+    gifs = args.gifs_per_task if args.gifs_per_task is not None else d.gifs_per_task
     policies = {}
     if args.policy:
         policies[args.name] = args.policy

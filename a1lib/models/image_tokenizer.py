@@ -63,6 +63,7 @@ class ImageTokenizerConfig:
     seed: int = 0
     heldout_fraction: float = 0.1  # fraction of EPISODES held out for PSNR
     max_eval_frames: int = 512  # cap on frames used for PSNR / latent statistics
+    device: str = "cpu"  # where training runs ("cuda" for the gpu preset); the result lives on the CPU
 
     @property
     def downsample(self) -> int:
@@ -166,7 +167,8 @@ class ImageTokenizer:
             raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by the tokenizer's {d}x downsampling")
         was_training = self.vae.training
         self.vae.eval()
-        out = [self.vae.encode(chunk * 2 - 1).latent_dist.mean for chunk in x.split(batch_size)]
+        device = next(self.vae.parameters()).device
+        out = [self.vae.encode(chunk.to(device) * 2 - 1).latent_dist.mean.cpu() for chunk in x.split(batch_size)]
         self.vae.train(was_training)
         if not out:
             return torch.zeros((0, *self.latent_shape(x.shape[-1])))
@@ -187,7 +189,8 @@ class ImageTokenizer:
         z = z / self.scaling_factor + self.shift_factor
         was_training = self.vae.training
         self.vae.eval()
-        out = [self.vae.decode(chunk).sample for chunk in z.split(batch_size)]
+        device = next(self.vae.parameters()).device
+        out = [self.vae.decode(chunk.to(device)).sample.cpu() for chunk in z.split(batch_size)]
         self.vae.train(was_training)
         if not out:
             return torch.zeros((0, 3, z.shape[2] * self.config.downsample, z.shape[3] * self.config.downsample))
@@ -344,14 +347,14 @@ def train_image_tokenizer(
         progress = (step - warmup) / max(1, cfg.train_steps - warmup)
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    gen = torch.Generator().manual_seed(cfg.seed)
-    vae.train()
+    gen = torch.Generator().manual_seed(cfg.seed)  # CPU generator: the same draws on any device
+    vae.to(cfg.device).train()
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.train_steps), desc="image tokenizer", unit="step")
     loss_value = rec_value = float("nan")
     for step in bar:
         pick = torch.randint(len(train_idx), (cfg.batch_size,), generator=gen).numpy()
-        x = images_to_tensor(frames[train_idx[pick]]) * 2 - 1  # (B, 3, H, W) in [-1, 1]
+        x = (images_to_tensor(frames[train_idx[pick]]) * 2 - 1).to(cfg.device)  # (B, 3, H, W) in [-1, 1]
         posterior = vae.encode(x).latent_dist
         z = posterior.sample(generator=gen)  # (B, C, h, w)
         recon = vae.decode(z).sample  # (B, 3, H, W)
@@ -368,6 +371,7 @@ def train_image_tokenizer(
         elapsed = time.perf_counter() - t0
         bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{(step + 1) * cfg.batch_size / elapsed:.0f}")
     train_seconds = time.perf_counter() - t0
+    vae.to("cpu")
     tok.freeze()
 
     # Latent normalisation measured on (a sample of) the training frames.

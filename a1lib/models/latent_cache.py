@@ -42,15 +42,13 @@ class StaleCacheError(RuntimeError):
     """The cache on disk was made with another tokenizer or from another version of the dataset."""
 
 
-def dataset_fingerprint(ds: Any, root: str | Path | None = None, probes: int = 8) -> str:
-    """A cheap identity for a dataset: frame count, episode bounds, info.json, a few frames' pixels."""
+def dataset_fingerprint(ds: Any, probes: int = 8) -> str:
+    """A cheap identity for a dataset: frame count, episode bounds and the pixels of a few frames."""
     h = hashlib.sha256()
     n = len(ds)
     h.update(str(n).encode())
     for ep in getattr(ds, "episodes", []) or []:
         h.update(f"{ep.get('dataset_from_index')}:{ep.get('dataset_to_index')};".encode())
-    if root is not None and (Path(root) / "meta" / "info.json").exists():
-        h.update((Path(root) / "meta" / "info.json").read_bytes())
     if n:
         idx = np.unique(np.linspace(0, n - 1, min(probes, n)).round().astype(np.int64))
         h.update(np.ascontiguousarray(ds.get_frames(IMAGE_KEY, idx)).tobytes())
@@ -89,7 +87,7 @@ def encode_dataset(
         "scaling_factor": tokenizer.scaling_factor,
         "shift_factor": tokenizer.shift_factor,
         "dataset_path": str(dataset_root) if dataset_root is not None else None,
-        "dataset_fingerprint": dataset_fingerprint(ds, dataset_root),
+        "dataset_fingerprint": dataset_fingerprint(ds),
         "num_frames": n,
         "latent_shape": [c, h, w],
     }
@@ -151,9 +149,9 @@ class LatentCache:
         self._latents: torch.Tensor | None = None  # loaded on first use
 
     @classmethod
-    def for_dataset(cls, path: str | Path, tokenizer: ImageTokenizer | str | None, ds: Any, root: str | Path | None = None):
+    def for_dataset(cls, path: str | Path, tokenizer: ImageTokenizer | str | None, ds: Any) -> "LatentCache":
         """Open ``path`` and check it against the dataset ``ds`` (frame count and fingerprint)."""
-        return cls(path, tokenizer, num_frames=len(ds), dataset_fingerprint=dataset_fingerprint(ds, root))
+        return cls(path, tokenizer, num_frames=len(ds), dataset_fingerprint=dataset_fingerprint(ds))
 
     @property
     def latents(self) -> torch.Tensor:
@@ -212,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.out / f"{source}.safetensors"
         if not args.force and out.exists():
             try:
-                LatentCache.for_dataset(out, tokenizer, ds, root)
+                LatentCache.for_dataset(out, tokenizer, ds)
                 print(f"{out}: up to date ({len(ds)} frames)")
                 continue
             except (StaleCacheError, ValueError, FileNotFoundError) as e:

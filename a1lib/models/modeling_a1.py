@@ -65,6 +65,29 @@ def rms_norm(norm: Qwen3RMSNorm, x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
 
 
+def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm without gain over the last dim, for the lean inference path (which folds the gains
+    into the next weights). Same arithmetic as F.rms_norm, but on CPU F.rms_norm adds dtype
+    round trips that make it ~2x slower on these tiny tensors."""
+    return x * (x * x).mean(-1, keepdim=True).add_(eps).rsqrt_()
+
+
+def _rotate_half_matrix(D: int, like: torch.Tensor) -> torch.Tensor:
+    """R (D, D) with y @ R == rotate_half(y) == cat(-y[D/2:], y[:D/2]): a signed permutation, so
+    RoPE becomes y * cos + (y @ R) * sin: one small matmul instead of slice/neg/cat."""
+    half = D // 2
+    R = torch.zeros(D, D, device=like.device, dtype=like.dtype)
+    R[half:, :half] = -torch.eye(half)
+    R[:half, half:] = torch.eye(half)
+    return R
+
+
+def _additive_mask(allowed: torch.Tensor) -> torch.Tensor:
+    """bool mask (True = may attend) -> float mask (0 / -inf), made once instead of inside every
+    scaled_dot_product_attention call."""
+    return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed, float("-inf"))
+
+
 def qwen3_config(config: A1Config, hidden: int, mlp: int) -> Qwen3Config:
     """The Qwen3 config of one expert: shared geometry, own widths."""
     return Qwen3Config(
@@ -167,6 +190,10 @@ class ActionEmbed(nn.Module):
 
 
 class A1Model(nn.Module):
+    """The three-expert model. Public API: forward(batch) -> losses, sample_actions(batch),
+    imagine(batch), answer(image, question), save_pretrained(dir), from_pretrained(dir),
+    param_counts(). The batch contract is in ARCHITECTURE.md and validate_batch below."""
+
     def __init__(self, config: A1Config):
         super().__init__()
         self.config = config
@@ -419,56 +446,173 @@ class A1Model(nn.Module):
                 x = x + dt * self.action_out(outs[-1][:, 1:])
             return x
 
-        sfx = layout.segments["suffix"]
-        n_pre = layout.segments["prefix"].stop
-        _, cache = self.run_experts([("und", prefix)], mask[:, :, :n_pre, :n_pre], pos[:, :n_pre])
+        return self._sample_actions_cached(batch, prefix, layout, noise, steps)
+
+    # ------------------------------------------------------------------------------------------
+    # Lean cached inference. WHY a second path: at batch 1 the matrices are tiny (widths 96-128,
+    # ~10 tokens per Euler step), so the time goes into launching ~1000 small torch ops, not into
+    # arithmetic. The lean path computes the same function with fewer ops: weights stacked and norm
+    # gains folded in once per chunk, RoPE angles / mask / time embeddings precomputed, the state
+    # token run once. run_experts stays the reference; the tests check both agree to 1e-5.
+    # ------------------------------------------------------------------------------------------
+    def _sample_actions_cached(self, batch, prefix, layout, noise, steps) -> torch.Tensor:
+        """Euler steps (B, H, A) with a KV cache of prefix + middle + STATE token.
+
+        The state token sees only prefix + middle + itself (blockwise mask), so its keys/values
+        do not depend on the noisy actions or t: it runs once, in the same pass as the prefix and
+        middle (_lean_context_cache, three groups). Each Euler step then runs only the H
+        action tokens through the action expert (_lean_velocity)."""
+        c = self.config
+        B, H, _ = noise.shape
+        D, Hkv = c.head_dim, c.num_kv_heads
+        seg = layout.segments
+        n_ctx = seg["actions"].start  # prefix + middle + state
+        mask = layout.att_2d()[:, None]  # (B, 1, N, N) bool
+        pos = layout.position_ids()  # (B, N)
+
+        # 1) context pass: prefix (und), middle (gen), state (act) -> per-layer keys/values
+        groups = [("und", prefix)]
         if c.has_generation_expert:
-            mid = layout.segments["middle"]
-            _, cache = self.run_experts([("gen", self.embed_middle(batch["latent_hist"]))],
-                                        mask[:, :, mid, :mid.stop], pos[:, mid], past=cache)
-        # Everything the Euler steps share is computed once: additive float mask (sdpa would
-        # convert a bool mask every call), suffix RoPE angles, fused action-expert weights.
-        sfx_mask = torch.zeros(mask[:, :, sfx, :].shape, device=dev).masked_fill(~mask[:, :, sfx, :], float("-inf"))
-        cos, sin = self.rotary(prefix, pos[:, sfx])  # (B, 1 + H, D)
-        fused = self._fused_action_weights()
+            groups.append(("gen", self.embed_middle(batch["latent_hist"])))
+        groups.append(("act", self.action_embed.state_proj(batch["state"])[:, None, :]))  # (B, 1, d)
+        cache = self._lean_context_cache(groups, _additive_mask(mask[:, :, :n_ctx, :n_ctx]), pos[:, :n_ctx])
+
+        # 2) per-layer key/value buffers (B, Hkv, n_ctx + H, D): context filled once, each step
+        #    writes its action keys/values into the tail (no concatenation per step)
+        kv = []
+        for k_ctx, v_ctx in cache:
+            k_all = torch.cat([k_ctx, k_ctx.new_empty(B, Hkv, H, D)], 2)
+            v_all = torch.cat([v_ctx, v_ctx.new_empty(B, Hkv, H, D)], 2)
+            kv.append((k_all, v_all, k_all[:, :, n_ctx:], v_all[:, :, n_ctx:]))
+        act_mask = mask[:, :, seg["actions"], :]  # (B, 1, H, N): action rows
+        act_mask = None if bool(act_mask.all()) else _additive_mask(act_mask)  # no padding: no mask
+
+        # 3) everything the Euler steps share
+        weights = self._lean_action_weights(pos[:, seg["actions"]], prefix)
+        dt = -1.0 / steps
+        t = torch.tensor([1.0 + i * dt for i in range(steps)], device=noise.device)  # (steps,) as the uncached path
+        t = t[:, None].expand(steps, B).reshape(-1)  # (steps * B,)
+        temb = fm.sinusoidal_embedding(t, c.act_hidden, c.time_min_period, c.time_max_period)  # (steps*B, d)
+        w_in = self.action_embed.time_mlp_in
+        d = c.act_hidden
+        # time half of time_mlp_in (+ its bias), per step and action row: (steps, B*H, d)
+        t_bias = F.linear(temb, w_in.weight[:, d:], w_in.bias).view(steps, B, 1, d).expand(-1, -1, H, -1)
+        t_bias = t_bias.reshape(steps, B * H, d)
+        x = noise
         for i in range(steps):
-            t = torch.full((B,), 1.0 + i * dt, device=dev)
-            x = x + dt * self._cached_velocity(batch["state"], x, t, cache, sfx_mask, cos, sin, fused)
+            x = x + dt * self._lean_velocity(x, t_bias[i], kv, act_mask, weights)
         return x
 
-    def _fused_action_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per action-expert layer: [W_q; W_k; W_v] and [W_gate; W_up] stacked, so a step needs
-        one matmul for Q, K, V and one for gate and up (same math, fewer launches)."""
-        fused = []
-        for layer in self.experts["act"].layers:
-            a, mlp = layer.self_attn, layer.mlp
-            fused.append((torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                          torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])))
-        return fused
+    def _lean_context_cache(self, groups: list[tuple[str, torch.Tensor]], mask: torch.Tensor,
+                            position_ids: torch.Tensor) -> KVCache:
+        """The KV cache of run_experts(groups, mask, position_ids), with fewer ops: 2-D (B*n, width)
+        activations, addmm for matmul + residual, RoPE as y * cos + (y @ R) * sin, and in the last
+        layer only the keys/values (nobody reads that layer's outputs). mask: float (B, 1, N, N)."""
+        c = self.config
+        D, Hq, Hkv, eps = c.head_dim, c.num_heads, c.num_kv_heads, c.rms_norm_eps
+        B = groups[0][1].shape[0]
+        experts = [self.experts[name] for name, _ in groups]
+        sizes = [x.shape[1] for _, x in groups]
+        xs = [x.reshape(B * n, -1) for (_, x), n in zip(groups, sizes)]  # 2-D (B*n, d_e)
+        cos, sin = self.rotary(xs[0], position_ids)  # (B, N, D)
+        cos, sin = cos[:, :, None], sin[:, :, None]  # (B, N, 1, D): same angles for every head
+        R = _rotate_half_matrix(D, xs[0])
+        cache = []
+        for i in range(c.num_layers):
+            qks, vs = [], []
+            for expert, x, n in zip(experts, xs, sizes):  # per-expert projections
+                layer = expert.layers[i]
+                a = layer.self_attn
+                h = _rms(x, eps) * layer.input_layernorm.weight  # (B*n, d_e)
+                q = _rms(F.linear(h, a.q_proj.weight).view(B, n, Hq, D), eps) * a.q_norm.weight  # (B, n, Hq, D)
+                k = _rms(F.linear(h, a.k_proj.weight).view(B, n, Hkv, D), eps) * a.k_norm.weight
+                qks += [q, k]
+                vs.append(F.linear(h, a.v_proj.weight).view(B, n, Hkv, D))
+            q = torch.cat(qks[0::2], 1)  # (B, N, Hq, D)
+            k = torch.cat(qks[1::2], 1)  # (B, N, Hkv, D)
+            q = torch.addcmul(q * cos, (q.view(-1, D) @ R).view_as(q), sin).transpose(1, 2)  # (B, Hq, N, D)
+            k = torch.addcmul(k * cos, (k.view(-1, D) @ R).view_as(k), sin).transpose(1, 2)  # (B, Hkv, N, D)
+            v = torch.cat(vs, 1).transpose(1, 2)  # (B, Hkv, N, D)
+            cache.append((k, v))
+            if i == c.num_layers - 1:
+                break  # the cache is complete; the last layer's outputs are never read
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=Hq != Hkv)
+            o = o.transpose(1, 2).reshape(B, -1, Hq * D)  # (B, N, Hq*D)
+            new, start = [], 0
+            for expert, x, n in zip(experts, xs, sizes):  # per-expert output projection and MLP
+                layer = expert.layers[i]
+                mlp = layer.mlp
+                x = torch.addmm(x, o[:, start:start + n].reshape(B * n, Hq * D), layer.self_attn.o_proj.weight.t())
+                h = _rms(x, eps) * layer.post_attention_layernorm.weight
+                x = torch.addmm(x, F.silu(F.linear(h, mlp.gate_proj.weight)) * F.linear(h, mlp.up_proj.weight),
+                                mlp.down_proj.weight.t())
+                new.append(x)
+                start += n
+            xs = new
+        return cache
 
-    def _cached_velocity(self, state, x_t, t, cache: KVCache, mask, cos, sin, fused) -> torch.Tensor:
-        """One Euler step's velocity (B, H, A): only the suffix, only the action expert's modules,
-        keys/values of the prefix and middle read from the cache. Same math as _mot_layer with a
-        single group (the tests compare it against the uncached path and the eager reference)."""
+    def _lean_action_weights(self, act_pos: torch.Tensor, like: torch.Tensor) -> dict:
+        """The action expert's weights rearranged for _lean_velocity (same math, fewer ops):
+
+        * RMSNorm gains folded into the next matmul: rms(x) * g @ W^T = rms(x) @ (W * g)^T;
+        * W_q, W_k, W_v stacked (one matmul), W_gate, W_up stacked (one matmul);
+        * RoPE for the fixed action positions with the q/k-norm gains folded in. HF's RoPE is
+          y * cos + rotate_half(y) * sin, and rotate_half(y) = y @ R (R: a signed permutation),
+          so with y = n * g: y * cos + (n @ R) * (g permuted by R) * sin.
+        Recomputed per chunk (~50 small ops), so it can never go stale after a weight update."""
         c = self.config
         D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
-        x = self.action_embed(state, x_t, t)  # (B, 1 + H, d)
-        B, n, _ = x.shape
-        for i, layer in enumerate(self.experts["act"].layers):
-            attn, mlp = layer.self_attn, layer.mlp
-            w_qkv, w_gate_up = fused[i]
-            h = rms_norm(layer.input_layernorm, x)
-            q, k, v = F.linear(h, w_qkv).view(B, n, Hq + 2 * Hkv, D).split([Hq, Hkv, Hkv], dim=2)
-            q = rms_norm(attn.q_norm, q).transpose(1, 2)  # (B, Hq, n, D)
-            k = rms_norm(attn.k_norm, k).transpose(1, 2)  # (B, Hkv, n, D)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
-            k = torch.cat([cache[i][0], k], 2)  # (B, Hkv, N_cached + n, D)
-            v = torch.cat([cache[i][1], v.transpose(1, 2)], 2)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=Hq != Hkv)
-            x = x + attn.o_proj(o.transpose(1, 2).flatten(2))
-            gate, up = F.linear(rms_norm(layer.post_attention_layernorm, x), w_gate_up).chunk(2, dim=-1)
-            x = x + mlp.down_proj(mlp.act_fn(gate) * up)  # Qwen3MLP (SwiGLU) with gate/up fused
-        return self.action_out(rms_norm(self.experts["act"].norm, x[:, 1:]))
+        B, H = act_pos.shape
+        R = _rotate_half_matrix(D, like)  # rotate_half(y) == y @ R
+        cos, sin = self.rotary(like, act_pos)  # (B, H, D)
+        cos = cos.reshape(B * H, 1, D)
+        sin = sin.reshape(B * H, 1, D)
+        layers = []
+        for layer in self.experts["act"].layers:
+            a, mlp = layer.self_attn, layer.mlp
+            g_in, g_post = layer.input_layernorm.weight, layer.post_attention_layernorm.weight
+            g_qk = torch.cat([a.q_norm.weight.expand(Hq, D), a.k_norm.weight.expand(Hkv, D)])  # (Hq+Hkv, D)
+            layers.append(dict(
+                w_qkv=(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) * g_in).t(),  # (d, (Hq+2Hkv)D)
+                cos=cos * g_qk,  # (B*H, Hq+Hkv, D)
+                sin=sin * (g_qk @ R.abs()),  # (B*H, Hq+Hkv, D): the gain of the element R moves here
+                w_o=a.o_proj.weight.t(),  # (Hq*D, d)
+                w_gate_up=(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * g_post).t(),  # (d, 2 mlp)
+                w_down=mlp.down_proj.weight.t(),  # (mlp, d)
+            ))
+        emb = self.action_embed
+        return dict(
+            layers=layers, R=R,
+            w_action_in=emb.action_in.weight.t(), b_action_in=emb.action_in.bias,
+            w_time_in=emb.time_mlp_in.weight[:, :c.act_hidden].t(),  # action half of time_mlp_in
+            w_time_out=emb.time_mlp_out.weight.t(), b_time_out=emb.time_mlp_out.bias,
+            w_out=(self.action_out.weight * self.experts["act"].norm.weight).t(), b_out=self.action_out.bias,
+        )
+
+    def _lean_velocity(self, x_t, t_bias, kv, mask, w) -> torch.Tensor:
+        """Velocity (B, H, A) of the H action tokens: the action expert's layers written with 2-D
+        (B*H, width) activations, addmm for matmul + residual, keys/values written into the
+        preallocated buffers ``kv``. Same math as _mot_layer for the "act" group."""
+        c = self.config
+        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
+        B, H, A = x_t.shape
+        eps = c.rms_norm_eps
+        # action tokens: time_mlp_out(silu(time_mlp_in([action_in(x_t), temb])))
+        a = torch.addmm(w["b_action_in"], x_t.reshape(B * H, A), w["w_action_in"])  # (B*H, d)
+        a = F.silu(torch.addmm(t_bias, a, w["w_time_in"]))
+        x = torch.addmm(w["b_time_out"], a, w["w_time_out"])  # (B*H, d)
+        for lw, (k_all, v_all, k_new, v_new) in zip(w["layers"], kv):
+            qkv = (_rms(x, eps) @ lw["w_qkv"]).view(B * H, Hq + 2 * Hkv, D)
+            n = _rms(qkv[:, :Hq + Hkv], eps)  # (B*H, Hq+Hkv, D): q_norm / k_norm, gains in cos/sin
+            qk = torch.addcmul(n * lw["cos"], (n.view(-1, D) @ w["R"]).view_as(n), lw["sin"])  # RoPE
+            q = qk[:, :Hq].view(B, H, Hq, D).transpose(1, 2)  # (B, Hq, H, D)
+            k_new.copy_(qk[:, Hq:].view(B, H, Hkv, D).transpose(1, 2))  # (B, Hkv, H, D)
+            v_new.copy_(qkv[:, Hq + Hkv:].view(B, H, Hkv, D).transpose(1, 2))
+            o = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, enable_gqa=Hq != Hkv)
+            x = torch.addmm(x, o.transpose(1, 2).reshape(B * H, Hq * D), lw["w_o"])  # x + o_proj(o)
+            gate, up = (_rms(x, eps) @ lw["w_gate_up"]).chunk(2, dim=-1)
+            x = torch.addmm(x, F.silu(gate) * up, lw["w_down"])  # x + SwiGLU MLP
+        return torch.addmm(w["b_out"], _rms(x, eps), w["w_out"]).view(B, H, A)
 
     # ------------------------------------------------------------------------------------------
     # Persistence: model.safetensors + config.json, nothing else touched in the directory

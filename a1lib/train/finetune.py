@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from a1lib.train.trainer import fit
 
+    pipeline.apply_threads(args)
     cfg = pipeline.train_config_from_params(args, "finetune")
     datasets = pipeline.load_datasets(args.data, cfg.active_sources)
     if args.from_scratch:

@@ -46,6 +46,15 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> N
                         help="override an A1Config field (JSON value), e.g. --model-set generation='\"none\"'")
     parser.add_argument("--no-resume", action="store_true", help="start over even if OUT/checkpoints/last.ckpt exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default). On a busy 2-core machine 1 is often much faster")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", 0) > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def parse_overrides(items: list[str], where: str) -> dict[str, Any]:
@@ -105,7 +114,7 @@ def load_datasets(data: str | Path, sources: list[str]) -> dict[str, Any]:
 def load_latents(latents: str | Path, datasets: dict[str, Any], image_tokenizer: Any) -> dict[str, Any]:
     from a1lib.models.latent_cache import LatentCache
 
-    return {s: LatentCache.for_dataset(Path(latents) / f"{s}.safetensors", image_tokenizer, ds, ds.root)
+    return {s: LatentCache.for_dataset(Path(latents) / f"{s}.safetensors", image_tokenizer, ds)
             for s, ds in datasets.items()}
 
 

@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from a1lib.train.trainer import fit
 
+    pipeline.apply_threads(args)
     config = pipeline.model_config_from_params(args)
     cfg = pipeline.train_config_from_params(args, "pretrain")
     datasets = pipeline.load_datasets(args.data, cfg.active_sources)

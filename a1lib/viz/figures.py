@@ -1,0 +1,186 @@
+"""The pipeline's figures: training curves, per-task success, an imagined-futures grid.
+
+``a1 figures`` reads what the earlier stages wrote (Lightning CSV logs, the evaluation metrics
+JSON, the fine-tuned policy) and writes PNGs into ``figures/`` plus a generated markdown results
+table. Nothing here computes a number that is not in those files, except the imagined-futures grid,
+which runs the policy on fixed evaluation seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files here; notebooks use their own backend
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROW_COLORS = {"a1": "tab:red", "expert": "tab:green", "random": "tab:gray"}
+
+
+def read_csv_log(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """The newest Lightning CSVLogger file under ``run_dir/logs`` as {column: values}, NaN where empty.
+
+    A resumed run writes a new ``version_N``; the versions are concatenated in order so the curve
+    covers the whole run.
+    """
+    files = sorted(Path(run_dir).glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not files:
+        raise FileNotFoundError(f"{run_dir}: no logs/version_*/metrics.csv (did the training stage run?)")
+    rows: list[dict[str, str]] = []
+    for f in files:
+        with open(f, newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    columns = sorted({k for r in rows for k in r})
+    return {c: np.array([float(r[c]) if r.get(c) not in (None, "") else np.nan for r in rows]) for c in columns}
+
+
+def plot_training_curves(runs: dict[str, str | Path], out: str | Path) -> Path:
+    """One panel per run: each loss term (train, all sources) against the optimizer step."""
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 3.8), squeeze=False)
+    for ax, (name, run_dir) in zip(axes[0], runs.items()):
+        log = read_csv_log(run_dir)
+        step = log.get("step")
+        for key in sorted(k for k in log if k.startswith("train/") and k.count("/") == 1 and k != "train/samples_per_s"):
+            ok = ~np.isnan(log[key])
+            if ok.any():
+                ax.plot(step[ok], log[key][ok], label=key.removeprefix("train/"))
+        for key in sorted(k for k in log if k.startswith("val/") and k.count("/") == 1):
+            ok = ~np.isnan(log[key])
+            if ok.any():
+                ax.plot(step[ok], log[key][ok], "o--", ms=3, label=key)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimizer step")
+        ax.set_title(name)
+        ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def plot_success_bars(metrics: dict[str, Any], out: str | Path, static_tasks: list[str], dynamic_tasks: list[str]) -> Path:
+    """Per-task success with 95% Wilson intervals, one bar per row (policy), static then dynamic."""
+    rows = metrics["rows"]
+    tasks = [t for t in static_tasks + dynamic_tasks if t in metrics["tasks"]]
+    width = 0.8 / max(1, len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(tasks) + 2), 4))
+    x = np.arange(len(tasks))
+    for k, (name, row) in enumerate(rows.items()):
+        rate = np.array([row["per_task"][t]["success_rate"] for t in tasks])
+        lo = np.array([row["per_task"][t]["ci95"][0] for t in tasks])
+        hi = np.array([row["per_task"][t]["ci95"][1] for t in tasks])
+        ax.bar(x + (k - (len(rows) - 1) / 2) * width, rate, width, yerr=[rate - lo, hi - rate], capsize=2,
+               color=ROW_COLORS.get(name), label=f"{name} ({row['overall']['success_rate']:.0%} overall)")
+    n_static = sum(t in static_tasks for t in tasks)
+    if 0 < n_static < len(tasks):
+        ax.axvline(n_static - 0.5, color="k", lw=0.8, ls=":")
+        ax.text(n_static - 0.4, 1.02, "dynamic →", fontsize=8)
+    ax.set_xticks(x, tasks, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("success rate (95% CI)")
+    ax.set_title(f"closed-loop success, {metrics['domain']} domain, {metrics['episodes_per_task']} episodes per task")
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def plot_imagined_grid(policy_dir: str | Path, out: str | Path, tasks: list[str], step: int = 10, seed_index: int = 0) -> Path:
+    """For each task: frame t, the imagined frame t+delta, and the true frame t+delta (expert rollout
+    in the lab domain on an evaluation seed)."""
+    import gymnasium as gym
+    import torch
+
+    import a1lib.sim  # noqa: F401  (registers the envs)
+    from a1lib.data.seeds import eval_seed
+    from a1lib.models.policy_a1 import A1Policy
+    from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK
+
+    torch.set_num_threads(1)  # batch-1 inference: one thread is fastest on a small CPU
+    policy = A1Policy.from_pretrained(policy_dir, imagine=True)
+    delta = policy.delta
+    fig, axes = plt.subplots(3, len(tasks), figsize=(1.9 * len(tasks), 6), squeeze=False)
+    for col, task in enumerate(tasks):
+        env = gym.make(f"a1lib/{task}-v0", domain="lab", image_size=policy.config.image_size)
+        obs, _ = env.reset(seed=eval_seed(task, seed_index))
+        frames, states = [obs["image"]], [obs["state"]]
+        for _ in range(step + delta):
+            obs, _, terminated, truncated, _ = env.step(env.unwrapped.expert_action())
+            frames.append(obs["image"])
+            states.append(obs["state"])
+            if terminated or truncated:
+                break
+        t = max(0, min(step, len(frames) - 1 - delta))
+        answer = policy.infer({IMAGE: frames[t], IMAGE_PAST: frames[max(0, t - delta)], STATE: states[t],
+                               TASK: env.unwrapped.instruction})
+        for row, (image, label) in enumerate([(frames[t], "now (t)"), (answer.get("imagined"), f"imagined t+{delta}"),
+                                              (frames[min(t + delta, len(frames) - 1)], f"true t+{delta}")]):
+            ax = axes[row, col]
+            if image is not None:
+                ax.imshow(image)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(label, fontsize=8)
+        axes[0, col].set_title(task, fontsize=7)
+        env.close()
+    return _save(fig, out)
+
+
+def results_table(metrics: dict[str, Any]) -> str:
+    """A markdown table of success per task and row, generated from the metrics (never by hand)."""
+    rows = metrics["rows"]
+    head = "| task | " + " | ".join(rows) + " |\n|---|" + "---|" * len(rows) + "\n"
+    lines = []
+    for task in metrics["tasks"] + ["(all)"]:
+        cells = []
+        for row in rows.values():
+            v = row["overall"] if task == "(all)" else row["per_task"][task]
+            cells.append(f"{v['success_rate']:.0%} [{v['ci95'][0]:.0%}, {v['ci95'][1]:.0%}] ({v['successes']}/{v['episodes']})")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def _save(fig, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI: a1 figures
+# ---------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pretrain", default="artifacts/pretrain", help="pretraining run directory")
+    parser.add_argument("--finetune", default="artifacts/finetune", help="fine-tuning run directory (policy in policy/)")
+    parser.add_argument("--eval", default="experiments/eval/metrics.json", help="evaluation metrics JSON")
+    parser.add_argument("--out", default="figures", help="output folder")
+    parser.add_argument("--grid-tasks", default="ExpressSorting,IngredientPicking,SortParts,PlaceFlower",
+                        help="tasks of the imagined-futures grid")
+
+
+def run(args: argparse.Namespace) -> int:
+    from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS
+
+    out = Path(args.out)
+    metrics = json.loads(Path(args.eval).read_text())
+    written = [
+        plot_training_curves({"pretraining": args.pretrain, "fine-tuning": args.finetune}, out / "training_curves.png"),
+        plot_success_bars(metrics, out / "success_per_task.png", list(STATIC_TASKS), list(DYNAMIC_TASKS)),
+        plot_imagined_grid(Path(args.finetune) / "policy", out / "imagined_futures.png",
+                           [t.strip() for t in args.grid_tasks.split(",") if t.strip()]),
+    ]
+    table = out / "results.md"
+    tmp = table.with_name(".results.md.tmp")
+    tmp.write_text(results_table(metrics))
+    os.replace(tmp, table)
+    for path in written + [table]:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,51 @@
+"""The README's main command, end to end at the ci preset, on a fresh copy of the repository:
+data/ is regenerated bit-for-bit (its hash must match data.dvc), then `dvc repro` runs every stage.
+Afterwards `dvc status` is clean and `dvc metrics show` / `dvc plots show` work."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+def _fresh_copy(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(["git", "-c", "user.email=ci@a1", "-c", "user.name=ci", "commit", "-qm", "fresh"], cwd=dest, check=True)
+
+
+@pytest.mark.slow
+def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
+    repo = tmp_path / "repo"
+    _fresh_copy(repo)
+    env = {**os.environ, "A1_SKIP_SETUP": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "TQDM_DISABLE": "1"}
+    run = subprocess.run(["bash", "scripts/run.sh", "ci"], cwd=repo, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "hash matches data.dvc" in run.stdout
+
+    dvc = [sys.executable, "-m", "dvc"]
+    status = subprocess.run(dvc + ["status", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(status.stdout) == {}, status.stdout
+    metrics = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
+    assert "experiments/eval/metrics.json" in metrics.stdout
+    plots = subprocess.run(dvc + ["plots", "show", "-o", str(tmp_path / "plots")], cwd=repo, env=env,
+                           capture_output=True, text=True)
+    assert plots.returncode == 0, plots.stderr
+    for name in ("training_curves.png", "success_per_task.png", "imagined_futures.png", "results.md"):
+        assert (repo / "figures" / name).stat().st_size > 0
+    evaluation = json.loads((repo / "experiments" / "eval" / "metrics.json").read_text())
+    assert set(evaluation["rows"]) == {"a1", "expert", "random"}

@@ -18,6 +18,12 @@ TINY = {
                                    "train_steps": 5, "batch_size": 8},
     "04_action_expert_flow_matching.ipynb": {"toy_steps": 100, "chunk_steps": 20},
     "05_mixture_of_transformers.ipynb": {"preset": "ci", "timing_repeats": 2},
+    "06_joint_pretraining.ipynb": {"data_root": "no-such-dir", "tasks": ["ZipBag", "PlaceMarkpen"],
+                                   "episodes_per_task": 2, "tokenizer_steps": 5, "train_steps": 10, "batch_size": 8,
+                                   "histogram_draws": 2000},
+    "07_finetune_and_evaluate.ipynb": {"pretrained": "no-such-dir", "data_root": "no-such-dir",
+                                       "quick_pretrain_steps": 6, "finetune_steps": 6, "batch_size": 8,
+                                       "tasks": ["ZipBag", "PlaceMarkpen"], "episodes": 1},
     "09_imagined_futures.ipynb": {"interactive": False, "step": 5},
 }
 

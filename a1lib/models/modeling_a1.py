@@ -65,11 +65,11 @@ def rms_norm(norm: Qwen3RMSNorm, x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
 
 
-def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+def _rms(x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """RMSNorm without gain over the last dim, for the lean inference path (which folds the gains
-    into the next weights). Same arithmetic as F.rms_norm, but on CPU F.rms_norm adds dtype
-    round trips that make it ~2x slower on these tiny tensors."""
-    return x * (x * x).mean(-1, keepdim=True).add_(eps).rsqrt_()
+    into the weights): x / sqrt(mean(x^2) + eps). 6 dispatched ops where F.rms_norm takes ~23 on
+    CPU. eps is a 0-d tensor because a Python float would be turned into a tensor on every call."""
+    return x * torch.rsqrt(torch.add(eps, (x * x).sum(-1, keepdim=True), alpha=1.0 / x.shape[-1]))
 
 
 def _rotate_half_matrix(D: int, like: torch.Tensor) -> torch.Tensor:
@@ -80,6 +80,25 @@ def _rotate_half_matrix(D: int, like: torch.Tensor) -> torch.Tensor:
     R[half:, :half] = -torch.eye(half)
     R[:half, half:] = torch.eye(half)
     return R
+
+
+def _lean_layer_weights(layer: Qwen3DecoderLayer) -> dict[str, torch.Tensor]:
+    """One decoder layer's weights arranged for the lean path (made per chunk, so they can never
+    go stale after a weight update). RMSNorm gains are folded into the next matmul,
+    (rms(x) * g) @ W^T = rms(x) @ (W * g)^T, and projections are stacked so one matmul does
+    Q|K|V and one does gate|up. Transposed views: torch.mm(x, w) is x @ W^T."""
+    a, mlp = layer.self_attn, layer.mlp
+    Hq, D = a.config.num_attention_heads, a.head_dim
+    Hkv = a.config.num_key_value_heads
+    w_qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) * layer.input_layernorm.weight
+    w_gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * layer.post_attention_layernorm.weight
+    return dict(
+        w_qkv=w_qkv.t(),  # (d, (Hq + 2 Hkv) D)
+        g_qk=torch.cat([a.q_norm.weight.expand(Hq, D), a.k_norm.weight.expand(Hkv, D)]),  # (Hq + Hkv, D)
+        w_o=a.o_proj.weight.t(),  # (Hq D, d)
+        w_gate_up=w_gate_up.t(),  # (d, 2 mlp)
+        w_down=mlp.down_proj.weight.t(),  # (mlp, d)
+    )
 
 
 def _additive_mask(allowed: torch.Tensor) -> torch.Tensor:
@@ -450,88 +469,113 @@ class A1Model(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     # Lean cached inference. WHY a second path: at batch 1 the matrices are tiny (widths 96-128,
-    # ~10 tokens per Euler step), so the time goes into launching ~1000 small torch ops, not into
-    # arithmetic. The lean path computes the same function with fewer ops: weights stacked and norm
-    # gains folded in once per chunk, RoPE angles / mask / time embeddings precomputed, the state
-    # token run once. run_experts stays the reference; the tests check both agree to 1e-5.
+    # 10-65 tokens), so the time goes into dispatching thousands of small torch ops, not into
+    # arithmetic. The lean path computes the same function with about half the ops: per-layer
+    # weights stacked (Q|K|V, gate|up) with the RMSNorm gains folded in, 2-D activations with addmm
+    # for matmul + residual, RoPE as y * cos + (y @ R) * sin, the state token run once, angles /
+    # mask / time embeddings made once per chunk, no Python-scalar arithmetic on tensors (each such
+    # op costs 4 extra dispatches). run_experts stays the reference; the tests check both agree.
+    #
+    # Measured and rejected: running the state token once in the context pass (it sees only the
+    # prefix, the middle and itself, so that would be exact). It saves nothing per step (the cost
+    # of a step is the number of ops, not 11 vs 10 rows) and costs a third expert group in the
+    # context pass (~450 ops, ~0.8 ms), so the state token stays in the suffix.
     # ------------------------------------------------------------------------------------------
     def _sample_actions_cached(self, batch, prefix, layout, noise, steps) -> torch.Tensor:
-        """Euler steps (B, H, A) with a KV cache of prefix + middle + STATE token.
-
-        The state token sees only prefix + middle + itself (blockwise mask), so its keys/values
-        do not depend on the noisy actions or t: it runs once, in the same pass as the prefix and
-        middle (_lean_context_cache, three groups). Each Euler step then runs only the H
-        action tokens through the action expert (_lean_velocity)."""
+        """Euler steps (B, H, A): prefix and middle once into a KV cache (_lean_context_cache, one
+        joint pass), then per step only the suffix (state + H action tokens) through the action
+        expert (_lean_velocity)."""
         c = self.config
         B, H, _ = noise.shape
         D, Hkv = c.head_dim, c.num_kv_heads
+        S = H + 1  # suffix tokens: state + actions
         seg = layout.segments
-        n_ctx = seg["actions"].start  # prefix + middle + state
+        n_ctx = seg["suffix"].start  # prefix + middle
         mask = layout.att_2d()[:, None]  # (B, 1, N, N) bool
         pos = layout.position_ids()  # (B, N)
+        eps = torch.tensor(c.rms_norm_eps, device=noise.device)  # 0-d tensor: see _rms
+        R = _rotate_half_matrix(D, prefix)
 
-        # 1) context pass: prefix (und), middle (gen), state (act) -> per-layer keys/values
+        # 1) context pass: prefix (und) and middle (gen) -> per-layer keys/values
         groups = [("und", prefix)]
         if c.has_generation_expert:
             groups.append(("gen", self.embed_middle(batch["latent_hist"])))
-        groups.append(("act", self.action_embed.state_proj(batch["state"])[:, None, :]))  # (B, 1, d)
-        cache = self._lean_context_cache(groups, _additive_mask(mask[:, :, :n_ctx, :n_ctx]), pos[:, :n_ctx])
+        cache = self._lean_context_cache(groups, _additive_mask(mask[:, :, :n_ctx, :n_ctx]), pos[:, :n_ctx], eps, R)
 
-        # 2) per-layer key/value buffers (B, Hkv, n_ctx + H, D): context filled once, each step
-        #    writes its action keys/values into the tail (no concatenation per step)
+        # 2) per-layer key/value buffers (B, Hkv, n_ctx + S, D): the context is copied in once,
+        #    each step writes its suffix keys/values into the tail (no concatenation per step)
         kv = []
         for k_ctx, v_ctx in cache:
-            k_all = torch.cat([k_ctx, k_ctx.new_empty(B, Hkv, H, D)], 2)
-            v_all = torch.cat([v_ctx, v_ctx.new_empty(B, Hkv, H, D)], 2)
+            k_all = torch.cat([k_ctx, k_ctx.new_empty(B, Hkv, S, D)], 2)
+            v_all = torch.cat([v_ctx, v_ctx.new_empty(B, Hkv, S, D)], 2)
             kv.append((k_all, v_all, k_all[:, :, n_ctx:], v_all[:, :, n_ctx:]))
-        act_mask = mask[:, :, seg["actions"], :]  # (B, 1, H, N): action rows
-        act_mask = None if bool(act_mask.all()) else _additive_mask(act_mask)  # no padding: no mask
+        sfx_mask = _additive_mask(mask[:, :, seg["suffix"], :])  # (B, 1, S, N): the suffix rows
 
-        # 3) everything the Euler steps share
-        weights = self._lean_action_weights(pos[:, seg["actions"]], prefix)
+        # 3) what every Euler step shares: weights, RoPE of the suffix positions, time embeddings,
+        #    the state token (it does not depend on x_t or t)
+        layers = [_lean_layer_weights(layer) for layer in self.experts["act"].layers]
+        cos, sin = self.rotary(prefix, pos[:, seg["suffix"]])  # (B, S, D)
+        cos, sin = cos.reshape(B * S, 1, D), sin.reshape(B * S, 1, D)
+        d_in = layers[0]["w_qkv"].shape[0]
+        for lw in layers:
+            # RoPE folded into the projection: with y = raw q/k, rotate_half(y) = y @ R per head,
+            # so the matmul also emits y @ R from extra columns W_qk @ R. q_norm / k_norm
+            # (y / rms(y) * g) then RoPE: (y * g * cos + (y @ R) * (g permuted by R) * sin) / rms(y)
+            w_qk_rot = (lw["w_qkv"][:, :(Hq + Hkv) * D].reshape(d_in, Hq + Hkv, D) @ R).view(d_in, -1)
+            lw["w_qkv_rot"] = torch.cat([lw["w_qkv"], w_qk_rot], 1)  # (d, (2 Hq + 3 Hkv) D)
+            lw["cos"], lw["sin"] = cos * lw["g_qk"], sin * (lw["g_qk"] @ R.abs())  # (B*S, Hq+Hkv, D)
+        # buffers the steps write into, with their views made once (each view is a dispatched op)
+        qkv_rot = noise.new_empty(B * S, (2 * Hq + 3 * Hkv) * D)
+        heads = qkv_rot.view(B * S, 2 * Hq + 3 * Hkv, D)
+        qk = noise.new_empty(B * S, Hq + Hkv, D)  # q/k after norm and RoPE
+        buf = dict(qkv_rot=qkv_rot, y=heads[:, :Hq + Hkv], y_rot=heads[:, Hq + 2 * Hkv:], qk=qk,
+                   q=qk[:, :Hq].view(B, S, Hq, D).transpose(1, 2),  # (B, Hq, S, D)
+                   k=qk[:, Hq:].view(B, S, Hkv, D).transpose(1, 2),  # (B, Hkv, S, D)
+                   v=heads[:, Hq + Hkv:Hq + 2 * Hkv].view(B, S, Hkv, D).transpose(1, 2))
+        emb, d = self.action_embed, c.act_hidden
         dt = -1.0 / steps
-        t = torch.tensor([1.0 + i * dt for i in range(steps)], device=noise.device)  # (steps,) as the uncached path
-        t = t[:, None].expand(steps, B).reshape(-1)  # (steps * B,)
-        temb = fm.sinusoidal_embedding(t, c.act_hidden, c.time_min_period, c.time_max_period)  # (steps*B, d)
-        w_in = self.action_embed.time_mlp_in
-        d = c.act_hidden
+        t = torch.tensor([1.0 + i * dt for i in range(steps)], device=noise.device)  # as the uncached path
+        temb = fm.sinusoidal_embedding(t.repeat_interleave(B), d, c.time_min_period, c.time_max_period)  # (steps*B, d)
         # time half of time_mlp_in (+ its bias), per step and action row: (steps, B*H, d)
-        t_bias = F.linear(temb, w_in.weight[:, d:], w_in.bias).view(steps, B, 1, d).expand(-1, -1, H, -1)
-        t_bias = t_bias.reshape(steps, B * H, d)
+        t_bias = F.linear(temb, emb.time_mlp_in.weight[:, d:], emb.time_mlp_in.bias)
+        t_bias = t_bias.view(steps, B, 1, d).expand(-1, -1, H, -1).reshape(steps, B * H, d)
+        w = dict(
+            layers=layers, buf=buf, eps=eps, state=emb.state_proj(batch["state"])[:, None, :],  # (B, 1, d)
+            w_action_in=emb.action_in.weight.t(), b_action_in=emb.action_in.bias,
+            w_time_in=emb.time_mlp_in.weight[:, :d].t(),  # action half of time_mlp_in
+            w_time_out=emb.time_mlp_out.weight.t(), b_time_out=emb.time_mlp_out.bias,
+            w_out=(self.action_out.weight * self.experts["act"].norm.weight).t(), b_out=self.action_out.bias,
+        )
         x = noise
         for i in range(steps):
-            x = x + dt * self._lean_velocity(x, t_bias[i], kv, act_mask, weights)
+            x = torch.add(x, self._lean_velocity(x, t_bias[i], kv, sfx_mask, w), alpha=dt)  # x + dt * v
         return x
 
     def _lean_context_cache(self, groups: list[tuple[str, torch.Tensor]], mask: torch.Tensor,
-                            position_ids: torch.Tensor) -> KVCache:
-        """The KV cache of run_experts(groups, mask, position_ids), with fewer ops: 2-D (B*n, width)
-        activations, addmm for matmul + residual, RoPE as y * cos + (y @ R) * sin, and in the last
-        layer only the keys/values (nobody reads that layer's outputs). mask: float (B, 1, N, N)."""
+                            position_ids: torch.Tensor, eps: torch.Tensor, R: torch.Tensor) -> KVCache:
+        """The KV cache that run_experts(groups, mask, position_ids) returns, with fewer ops (see
+        above); in the last layer only the keys/values are computed (nobody reads its outputs).
+        mask: float (B, 1, N, N); eps: 0-d tensor; R: _rotate_half_matrix."""
         c = self.config
-        D, Hq, Hkv, eps = c.head_dim, c.num_heads, c.num_kv_heads, c.rms_norm_eps
+        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
         B = groups[0][1].shape[0]
         experts = [self.experts[name] for name, _ in groups]
         sizes = [x.shape[1] for _, x in groups]
         xs = [x.reshape(B * n, -1) for (_, x), n in zip(groups, sizes)]  # 2-D (B*n, d_e)
         cos, sin = self.rotary(xs[0], position_ids)  # (B, N, D)
-        cos, sin = cos[:, :, None], sin[:, :, None]  # (B, N, 1, D): same angles for every head
-        R = _rotate_half_matrix(D, xs[0])
+        cos, sin = cos[:, :, None], sin[:, :, None]  # (B, N, 1, D): the same angles for every head
         cache = []
         for i in range(c.num_layers):
+            weights = [_lean_layer_weights(e.layers[i]) for e in experts]
             qks, vs = [], []
-            for expert, x, n in zip(experts, xs, sizes):  # per-expert projections
-                layer = expert.layers[i]
-                a = layer.self_attn
-                h = _rms(x, eps) * layer.input_layernorm.weight  # (B*n, d_e)
-                q = _rms(F.linear(h, a.q_proj.weight).view(B, n, Hq, D), eps) * a.q_norm.weight  # (B, n, Hq, D)
-                k = _rms(F.linear(h, a.k_proj.weight).view(B, n, Hkv, D), eps) * a.k_norm.weight
-                qks += [q, k]
-                vs.append(F.linear(h, a.v_proj.weight).view(B, n, Hkv, D))
-            q = torch.cat(qks[0::2], 1)  # (B, N, Hq, D)
-            k = torch.cat(qks[1::2], 1)  # (B, N, Hkv, D)
-            q = torch.addcmul(q * cos, (q.view(-1, D) @ R).view_as(q), sin).transpose(1, 2)  # (B, Hq, N, D)
-            k = torch.addcmul(k * cos, (k.view(-1, D) @ R).view_as(k), sin).transpose(1, 2)  # (B, Hkv, N, D)
+            for lw, x, n in zip(weights, xs, sizes):  # per-expert projections
+                qkv = torch.mm(_rms(x, eps), lw["w_qkv"]).view(B, n, Hq + 2 * Hkv, D)
+                qks.append(_rms(qkv[:, :, :Hq + Hkv], eps) * lw["g_qk"])  # (B, n, Hq+Hkv, D) q/k norms
+                vs.append(qkv[:, :, Hq + Hkv:])  # (B, n, Hkv, D)
+            qk = torch.cat(qks, 1)  # (B, N, Hq+Hkv, D)
+            qk = torch.addcmul(qk * cos, (qk.view(-1, D) @ R).view_as(qk), sin)  # RoPE, all heads at once
+            q = qk[:, :, :Hq].transpose(1, 2)  # (B, Hq, N, D)
+            k = qk[:, :, Hq:].transpose(1, 2)  # (B, Hkv, N, D)
             v = torch.cat(vs, 1).transpose(1, 2)  # (B, Hkv, N, D)
             cache.append((k, v))
             if i == c.num_layers - 1:
@@ -539,80 +583,44 @@ class A1Model(nn.Module):
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=Hq != Hkv)
             o = o.transpose(1, 2).reshape(B, -1, Hq * D)  # (B, N, Hq*D)
             new, start = [], 0
-            for expert, x, n in zip(experts, xs, sizes):  # per-expert output projection and MLP
-                layer = expert.layers[i]
-                mlp = layer.mlp
-                x = torch.addmm(x, o[:, start:start + n].reshape(B * n, Hq * D), layer.self_attn.o_proj.weight.t())
-                h = _rms(x, eps) * layer.post_attention_layernorm.weight
-                x = torch.addmm(x, F.silu(F.linear(h, mlp.gate_proj.weight)) * F.linear(h, mlp.up_proj.weight),
-                                mlp.down_proj.weight.t())
-                new.append(x)
+            for lw, x, n in zip(weights, xs, sizes):  # per-expert output projection and MLP
+                x = torch.addmm(x, o[:, start:start + n].reshape(B * n, Hq * D), lw["w_o"])  # x + o_proj(o)
+                gate_up = torch.mm(_rms(x, eps), lw["w_gate_up"])  # (B*n, 2 * mlp)
+                m = gate_up.shape[1] // 2
+                new.append(torch.addmm(x, F.silu(gate_up[:, :m]) * gate_up[:, m:], lw["w_down"]))  # x + MLP
                 start += n
             xs = new
         return cache
 
-    def _lean_action_weights(self, act_pos: torch.Tensor, like: torch.Tensor) -> dict:
-        """The action expert's weights rearranged for _lean_velocity (same math, fewer ops):
-
-        * RMSNorm gains folded into the next matmul: rms(x) * g @ W^T = rms(x) @ (W * g)^T;
-        * W_q, W_k, W_v stacked (one matmul), W_gate, W_up stacked (one matmul);
-        * RoPE for the fixed action positions with the q/k-norm gains folded in. HF's RoPE is
-          y * cos + rotate_half(y) * sin, and rotate_half(y) = y @ R (R: a signed permutation),
-          so with y = n * g: y * cos + (n @ R) * (g permuted by R) * sin.
-        Recomputed per chunk (~50 small ops), so it can never go stale after a weight update."""
-        c = self.config
-        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
-        B, H = act_pos.shape
-        R = _rotate_half_matrix(D, like)  # rotate_half(y) == y @ R
-        cos, sin = self.rotary(like, act_pos)  # (B, H, D)
-        cos = cos.reshape(B * H, 1, D)
-        sin = sin.reshape(B * H, 1, D)
-        layers = []
-        for layer in self.experts["act"].layers:
-            a, mlp = layer.self_attn, layer.mlp
-            g_in, g_post = layer.input_layernorm.weight, layer.post_attention_layernorm.weight
-            g_qk = torch.cat([a.q_norm.weight.expand(Hq, D), a.k_norm.weight.expand(Hkv, D)])  # (Hq+Hkv, D)
-            layers.append(dict(
-                w_qkv=(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) * g_in).t(),  # (d, (Hq+2Hkv)D)
-                cos=cos * g_qk,  # (B*H, Hq+Hkv, D)
-                sin=sin * (g_qk @ R.abs()),  # (B*H, Hq+Hkv, D): the gain of the element R moves here
-                w_o=a.o_proj.weight.t(),  # (Hq*D, d)
-                w_gate_up=(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * g_post).t(),  # (d, 2 mlp)
-                w_down=mlp.down_proj.weight.t(),  # (mlp, d)
-            ))
-        emb = self.action_embed
-        return dict(
-            layers=layers, R=R,
-            w_action_in=emb.action_in.weight.t(), b_action_in=emb.action_in.bias,
-            w_time_in=emb.time_mlp_in.weight[:, :c.act_hidden].t(),  # action half of time_mlp_in
-            w_time_out=emb.time_mlp_out.weight.t(), b_time_out=emb.time_mlp_out.bias,
-            w_out=(self.action_out.weight * self.experts["act"].norm.weight).t(), b_out=self.action_out.bias,
-        )
-
     def _lean_velocity(self, x_t, t_bias, kv, mask, w) -> torch.Tensor:
-        """Velocity (B, H, A) of the H action tokens: the action expert's layers written with 2-D
-        (B*H, width) activations, addmm for matmul + residual, keys/values written into the
-        preallocated buffers ``kv``. Same math as _mot_layer for the "act" group."""
+        """Velocity (B, H, A) at one Euler step: the suffix (state + H action tokens) through the
+        action expert with 2-D (B*S, width) activations, its keys/values written into the
+        preallocated buffers ``kv``. Same math as _mot_layer for the "act" group. t_bias (B*H, d):
+        this step's time half of time_mlp_in; mask (B, 1, S, N) float; w: _sample_actions_cached."""
         c = self.config
         D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
         B, H, A = x_t.shape
-        eps = c.rms_norm_eps
-        # action tokens: time_mlp_out(silu(time_mlp_in([action_in(x_t), temb])))
+        S = H + 1
+        eps, buf = w["eps"], w["buf"]
+        # action tokens: time_mlp_out(silu(time_mlp_in([action_in(x_t), temb]))), as ActionEmbed
         a = torch.addmm(w["b_action_in"], x_t.reshape(B * H, A), w["w_action_in"])  # (B*H, d)
         a = F.silu(torch.addmm(t_bias, a, w["w_time_in"]))
-        x = torch.addmm(w["b_time_out"], a, w["w_time_out"])  # (B*H, d)
+        a = torch.addmm(w["b_time_out"], a, w["w_time_out"])  # (B*H, d)
+        x = torch.cat([w["state"], a.view(B, H, -1)], 1).view(B * S, -1)  # (B*S, d): state token first
         for lw, (k_all, v_all, k_new, v_new) in zip(w["layers"], kv):
-            qkv = (_rms(x, eps) @ lw["w_qkv"]).view(B * H, Hq + 2 * Hkv, D)
-            n = _rms(qkv[:, :Hq + Hkv], eps)  # (B*H, Hq+Hkv, D): q_norm / k_norm, gains in cos/sin
-            qk = torch.addcmul(n * lw["cos"], (n.view(-1, D) @ w["R"]).view_as(n), lw["sin"])  # RoPE
-            q = qk[:, :Hq].view(B, H, Hq, D).transpose(1, 2)  # (B, Hq, H, D)
-            k_new.copy_(qk[:, Hq:].view(B, H, Hkv, D).transpose(1, 2))  # (B, Hkv, H, D)
-            v_new.copy_(qkv[:, Hq + Hkv:].view(B, H, Hkv, D).transpose(1, 2))
-            o = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, enable_gqa=Hq != Hkv)
-            x = torch.addmm(x, o.transpose(1, 2).reshape(B * H, Hq * D), lw["w_o"])  # x + o_proj(o)
-            gate, up = (_rms(x, eps) @ lw["w_gate_up"]).chunk(2, dim=-1)
-            x = torch.addmm(x, F.silu(gate) * up, lw["w_down"])  # x + SwiGLU MLP
-        return torch.addmm(w["b_out"], _rms(x, eps), w["w_out"]).view(B, H, A)
+            torch.mm(_rms(x, eps), lw["w_qkv_rot"], out=buf["qkv_rot"])  # [q, k, v, q @ R, k @ R]
+            y = buf["y"]  # (B*S, Hq+Hkv, D) raw q/k
+            inv_rms = torch.rsqrt(torch.add(eps, (y * y).sum(-1, keepdim=True), alpha=1.0 / D))  # q/k norms
+            torch.mul(torch.addcmul(y * lw["cos"], buf["y_rot"], lw["sin"]), inv_rms, out=buf["qk"])  # RoPE
+            k_new.copy_(buf["k"])  # (B, Hkv, S, D) into the cache
+            v_new.copy_(buf["v"])
+            o = F.scaled_dot_product_attention(buf["q"], k_all, v_all, attn_mask=mask, enable_gqa=Hq != Hkv)
+            x = torch.addmm(x, o.transpose(1, 2).reshape(B * S, Hq * D), lw["w_o"])  # x + o_proj(o)
+            gate_up = torch.mm(_rms(x, eps), lw["w_gate_up"])  # (B*S, 2 * mlp)
+            m = gate_up.shape[1] // 2
+            x = torch.addmm(x, F.silu(gate_up[:, :m]) * gate_up[:, m:], lw["w_down"])  # x + SwiGLU MLP
+        v = torch.addmm(w["b_out"], _rms(x, eps), w["w_out"])  # (B*S, A)
+        return v.view(B, S, A)[:, 1:]  # the action tokens' velocities (B, H, A)
 
     # ------------------------------------------------------------------------------------------
     # Persistence: model.safetensors + config.json, nothing else touched in the directory

@@ -25,7 +25,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     precision: str = "auto"  # "auto": bf16 autocast where supported (CUDA bf16), else fp32
-    source_weights: dict[str, float] = field(default_factory=lambda: {"sim": 0.74, "lab": 0.18, "human": 0.08})
+    source_weights: dict[str, float] = field(default_factory=lambda: {"sim": 0.72, "lab": 0.20, "human": 0.08})
     delta: int = 5  # future / history offset in frames (the policy stores it)
     normalization: str = "mean_std"  # Normalizer mode for state / action
     val_episodes: int = 1  # episodes held out per source for the validation loss

@@ -133,6 +133,13 @@ def main(argv=None) -> int:
             f"cached {L['cached'] * 1e3:.1f} ms | uncached {L['uncached'] * 1e3:.1f} ms | "
             f"eager {L['eager'] * 1e3:.1f} ms | cached speed-up x{L['uncached'] / L['cached']:.1f} "
             f"(cached CPU time {cached_cpu * 1e3:.1f} ms)")
+    # split the cached latency into the once-per-chunk part and the per-Euler-step part (1 thread)
+    torch.set_num_threads(1)
+    one_step = timed(lambda: model.sample_actions(b1, noise=noise, num_steps=1), args.latency_repeats)
+    per_step = (lat[1]["cached"] - one_step) / max(1, config.num_inference_steps - 1)
+    add("cached split, 1 thread (from a 1-step run)",
+        f"fixed (validate, embed, prefix+middle pass) {(one_step - per_step) * 1e3:.1f} ms + "
+        f"{per_step * 1e3:.2f} ms per Euler step")
     torch.set_num_threads(args.threads)
     best = min(L["cached"] for L in lat.values())
     add("targets: cached <= 15 ms, >= 3x vs uncached",

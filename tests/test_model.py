@@ -7,6 +7,7 @@ import torch
 
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.eager_reference import eager_future_latent, eager_sample_actions, eager_velocity
+from a1lib.models import modeling_a1
 from a1lib.models.modeling_a1 import A1Model, random_batch
 from a1lib.models.token_layout import action_layout, make_att_2d_masks, mask_for_plot
 
@@ -198,6 +199,39 @@ def test_kv_cache_matches_uncached_and_eager(generation):
     assert (cached - noise).abs().max() > 1e-2  # the flow really moved the sample
     assert torch.allclose(cached, uncached, atol=1e-5), (cached - uncached).abs().max()
     assert torch.allclose(cached, eager, atol=1e-5), (cached - eager).abs().max()
+
+
+def test_lean_context_cache_matches_run_experts():
+    """The lean prefix + middle pass (folded gains, stacked weights, RoPE as a matmul) gives the
+    same keys/values as the reference run_experts, layer by layer."""
+    c = tiny()
+    model = sharpened(A1Model(c))
+    b = random_batch(c, 2, seed=7)  # sample 0 padded
+    layout = model._layout(b)
+    n = layout.segments["middle"].stop
+    mask, pos = layout.att_2d()[:, None, :n, :n], layout.position_ids()[:, :n]
+    with torch.inference_mode():
+        groups = model._groups(b, model.embed_prefix(b["image"], b["lang_tokens"]))
+        _, ref = model.run_experts(groups, mask, pos)
+        float_mask = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
+        eps, R = torch.tensor(c.rms_norm_eps), modeling_a1._rotate_half_matrix(c.head_dim, groups[0][1])
+        lean = model._lean_context_cache(groups, float_mask, pos, eps, R)
+    assert len(lean) == len(ref) == c.num_layers
+    for (k1, v1), (k2, v2) in zip(lean, ref):
+        assert torch.allclose(k1, k2, atol=1e-5) and torch.allclose(v1, v2, atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_cached_batch_one_unpadded_matches_eager(steps):
+    """Batch 1 without padding (the policy's case) and other step counts, through the lean path."""
+    c = tiny()
+    model = sharpened(A1Model(c))
+    b = {k: v[1:] for k, v in random_batch(c, 2, seed=8).items()}  # sample 1 is not padded
+    assert b["lang_mask"].all()
+    noise = torch.randn(1, c.chunk_size, c.action_dim, generator=torch.Generator().manual_seed(1))
+    cached = model.sample_actions(b, noise=noise, num_steps=steps)
+    assert torch.allclose(cached, model.sample_actions(b, noise=noise, num_steps=steps, use_cache=False), atol=1e-5)
+    assert torch.allclose(cached, eager_sample_actions(model, b, noise, num_steps=steps), atol=1e-5)
 
 
 def test_training_velocity_and_imagine_match_eager():

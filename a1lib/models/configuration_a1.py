@@ -31,19 +31,19 @@ class A1Config:
     vocab_size: int = 512  # text tokenizer vocabulary (a separate helper trains it)
     max_text_len: int = 16  # longest instruction / question / answer in tokens
     # --- the shared transformer geometry -------------------------------------------------------
-    num_layers: int = 4
+    num_layers: int = 3  # 3, not 4: batch-1 chunk latency is op-count bound (bench_model.py)
     num_heads: int = 4
     num_kv_heads: int = 2  # grouped-query attention, like the original (16 q / 8 kv heads)
     head_dim: int = 32
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-6
     # --- expert widths ------------------------------------------------------------------------
-    und_hidden: int = 128
-    und_mlp: int = 384
-    gen_hidden: int = 96
-    gen_mlp: int = 288
-    act_hidden: int = 96
-    act_mlp: int = 288
+    und_hidden: int = 160
+    und_mlp: int = 480
+    gen_hidden: int = 128
+    gen_mlp: int = 384
+    act_hidden: int = 128
+    act_mlp: int = 384
     # --- generation expert: tokenizer latents in, predicted future latent out ----------------
     generation: str = "full"  # "full" | "none" | "no_future_loss"
     latent_channels: int = 4  # C of the frozen image tokenizer (8x down: 64x64 -> 4x8x8)

@@ -88,7 +88,15 @@ class A1Policy:
         c = self.config
         batch = {k: v.to(self.device) for k, v in self.processor.observation_batch(obs).items()}
         noise = torch.randn(1, c.chunk_size, c.action_dim, generator=self._generator).to(self.device)
-        actions = self.model.sample_actions(batch, num_steps=self.num_steps, noise=noise)  # (1, H, A)
+        # Batch-1 matrices (widths ~100, ~10 rows) are too small to split over cores: on CPU one
+        # thread is faster. Restored afterwards, so the rest of the process keeps its setting.
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            actions = self.model.sample_actions(batch, num_steps=self.num_steps, noise=noise)  # (1, H, A)
+        finally:
+            torch.set_num_threads(threads)
         out = {"actions": self.processor.unnormalize_actions(actions)[0]}
         if self.imagine and c.generation == "full" and self.processor.image_tokenizer is not None:
             pixels = self.model.imagine(batch, decode=self.processor.image_tokenizer.decode)["pixels"]  # (1, 3, H, W)

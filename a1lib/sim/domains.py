@@ -36,7 +36,7 @@ class Look:
     jitter: tuple[float, float] = (0.0, 0.0)  # camera shift in pixels (cols, rows)
     distractors: list = field(default_factory=list)  # (prims, x, y, yaw)
     blur: bool = False
-    noise_bank: np.ndarray | None = None  # (NOISE_BANK, H, W, 3) uint16: 4 x noise + 256
+    noise_bank: np.ndarray | None = None  # (NOISE_BANK, H, W, 3) int16: 4 x noise, in [-256, 256]
     hand: bool = False
     action_noise: float = 0.0
     latency: int = 0
@@ -123,7 +123,7 @@ def _lab_look(size: int) -> Look:
     table = np.clip(base[None, None, :] + grain[:, :, None], 0, 255).astype(np.uint8)
     gain = _gain(size, 1.08, (0.1, -0.05), (1.1, 1.0, 0.85), vignette=0.9)
     noise = np.clip(np.round(fixed.standard_normal((NOISE_BANK, size, size, 3)) * LAB_NOISE_STD * 4), -256, 256)
-    bank = (noise + 256).astype(np.uint16)  # x4 with offset 256, see post_process
+    bank = noise.astype(np.int16)  # x4, see post_process
     return Look(table=table, gain=gain, blur=True, noise_bank=bank, action_noise=ACTION_NOISE, latency=1)
 
 
@@ -131,26 +131,29 @@ def post_process(img: np.ndarray, look: Look, bufs: tuple, noise_index: int) -> 
     """Lab camera: 2x2 box blur and sensor noise on ``img`` (H, W, 3) uint8, in place.
 
     (Light and colour gain are applied by the renderer.) ``bufs`` are two preallocated (H, W, 3)
-    uint16 scratch buffers. The blur sums 4 neighbours (0..1020), the noise frame is stored x4
-    with an offset of 256; then clip, remove the offset, divide by 4.
+    int16 scratch buffers. The blur sums 4 neighbours (0..1020), the noise frame is stored x4
+    (-256..256); then clip to 0..1023 and divide by 4. Few, allocation-free numpy calls: this
+    runs every lab step.
     """
     buf, buf2 = bufs
+    if not img.flags.c_contiguous:  # the flat views below would be copies, and the result lost
+        raise ValueError("post_process needs a C-contiguous image")
     if look.blur:  # sums of 2x2 neighbourhoods, written without overlapping (no hidden copies)
-        np.add(img[:-1], img[1:], out=buf[1:], dtype=np.uint16)  # buf[r] = img[r-1] + img[r]
-        np.multiply(img[0], 2, out=buf[0], dtype=np.uint16)
-        np.add(buf[:, :-1], buf[:, 1:], out=buf2[:, 1:])
-        np.multiply(buf[:, 0], 2, out=buf2[:, 0])
+        # on flat views: contiguous 1-D adds are ~3x faster than the same adds on strided 3-D views
+        row = img.shape[1] * 3
+        f, b, b2 = img.reshape(-1), buf.reshape(-1), buf2.reshape(-1)
+        np.add(f[:-row], f[row:], out=b[row:], dtype=np.int16)  # buf[r] = img[r-1] + img[r]
+        np.multiply(f[:row], 2, out=b[:row], dtype=np.int16)  # top row: no row above, counts twice
+        np.add(b[:-3], b[3:], out=b2[3:])  # buf2[r, c] = buf[r, c-1] + buf[r, c]; col 0 wraps, so:
+        np.add(buf[:, 0], buf[:, 0], out=buf2[:, 0])  # left column: counts twice
         buf, buf2 = buf2, buf
     else:
-        np.left_shift(img, 2, out=buf, dtype=np.uint16)
+        np.left_shift(img, 2, out=buf, dtype=np.int16)
     if look.noise_bank is not None:
-        buf += look.noise_bank[noise_index]
-    else:
-        buf += _OFFSET
-    np.clip(buf, _OFFSET, _TOP, out=buf)
-    buf -= _OFFSET
-    buf >>= _TWO
-    np.copyto(img, buf, casting="unsafe")
+        np.add(buf, look.noise_bank[noise_index], out=buf)
+    _clip(buf, _ZERO, _TOP, out=buf)  # the ufunc itself: np.clip's wrapper costs more than the work
+    np.right_shift(buf, _TWO, out=img, casting="unsafe")  # 0..255 after the clip, so the cast is exact
 
 
-_OFFSET, _TOP, _TWO = np.uint16(256), np.uint16(256 + 1023), np.uint16(2)
+_clip = np.core.umath.clip
+_ZERO, _TOP, _TWO = np.int16(0), np.int16(1023), np.int16(2)

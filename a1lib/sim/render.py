@@ -6,7 +6,11 @@ nothing is rasterised per step from scratch:
 * Every object is a list of *primitives* (rectangles, circles, rings, ...) in its own frame,
   in table units. ``build_stamp`` rasterises such a list once for a given yaw (quantised to
   ``YAW_BINS`` steps) and image size into an RGB patch plus a boolean mask: a *stamp*.
-  Stamps are cached in a module-level dict (they depend on nothing random).
+  Stamps are cached in a module-level dict (they depend on nothing random), and so are the
+  rotated pixel grids and the per-primitive coverage masks they are made of.
+* A stamp is pasted as a ``SparseStamp``: the flat offsets and values of the bytes it covers,
+  so a paste is one fancy-index assignment. Lit versions (``lit_stamp``) are cached by
+  (prims, yaw bin, size, scale, light) for the whole process, so they survive new episodes.
 * Each episode gets a background (table + texture + distractors + fixed objects such as bins),
   drawn once at reset. A step copies it, pastes the stamps of the moving things (masked copy of
   a small patch), lets the task draw its overlay (conveyor stripes, a stain, a seam) and applies
@@ -94,6 +98,29 @@ def _prim_mask(p: tuple, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
 
 
 _STAMPS: dict = {}
+_GRIDS: dict = {}
+_MASKS: dict = {}  # (primitive without colour, yaw bin, half, ppu) -> (n, n) bool
+
+
+def _rotated_grid(b: int, half: int, ppu: float):
+    """Pixel offsets of a (2 half + 1)^2 patch rotated into an object frame of yaw bin ``b``.
+
+    Cached: the gripper's 5 grip levels and its shadow share one grid per (yaw, size, lift).
+    """
+    key = (b, half, ppu)
+    hit = _GRIDS.get(key)
+    if hit is not None:
+        return hit
+    if len(_GRIDS) > 50_000:
+        _GRIDS.clear()
+    off = np.arange(-half, half + 1, dtype=np.float64) / ppu
+    ox, oy = np.meshgrid(off, off)  # (n, n): x offset (cols), y offset (rows)
+    a = b * 2 * math.pi / YAW_BINS
+    c, s = math.cos(a), math.sin(a)
+    lx = c * ox + s * oy  # table offset rotated into the object's frame
+    ly = -s * ox + c * oy
+    _GRIDS[key] = (lx, ly)
+    return lx, ly
 
 
 def build_stamp(prims: tuple, yaw: float, size: int, scale: float = 1.0):
@@ -112,21 +139,99 @@ def build_stamp(prims: tuple, yaw: float, size: int, scale: float = 1.0):
     ppu = size * scale
     reach = max(_reach(p) for p in prims)
     half = int(math.ceil(reach * ppu)) + 1
-    off = np.arange(-half, half + 1, dtype=np.float64) / ppu
-    ox, oy = np.meshgrid(off, off)  # (n, n): x offset (cols), y offset (rows)
-    a = b * 2 * math.pi / YAW_BINS
-    c, s = math.cos(a), math.sin(a)
-    lx = c * ox + s * oy  # table offset rotated into the object's frame
-    ly = -s * ox + c * oy
+    lx, ly = _rotated_grid(b, half, ppu)
     n = 2 * half + 1
     img = np.zeros((n, n, 3), dtype=np.uint8)
     mask = np.zeros((n, n), dtype=bool)
     for p in prims:
-        m = _prim_mask(p, lx, ly)
+        # a primitive's coverage does not depend on its colour: the shadow reuses the gripper's,
+        # and the grip levels share the palm
+        mkey = (p[:-1], b, half, ppu)
+        m = _MASKS.get(mkey)
+        if m is None:
+            if len(_MASKS) > 200_000:
+                _MASKS.clear()
+            m = _MASKS[mkey] = _prim_mask(p, lx, ly)
         img[m] = p[-1]
         mask |= m
     out = (img, mask[:, :, None], half)
     _STAMPS[key] = out
+    return out
+
+
+class SparseStamp:
+    """A stamp as the list of the bytes it writes: a paste is one fancy-index assignment.
+
+    ``rows, cols, chans`` (K,) locate each written byte in the (n, n, 3) patch, ``vals`` (K,) is
+    its value and ``rel`` (K,) its flat offset in an image of width ``size`` from the patch's
+    top-left pixel.
+    """
+
+    __slots__ = ("half", "n", "rows", "cols", "chans", "vals", "rel", "size")
+
+    def __init__(self, half, n, rows, cols, chans, vals, rel, size):
+        self.half, self.n, self.rows, self.cols, self.chans = half, n, rows, cols, chans
+        self.vals, self.rel, self.size = vals, rel, size
+
+    @classmethod
+    def from_stamp(cls, stamp, size: int) -> "SparseStamp":
+        src, mask, half = stamp
+        rows, cols = np.nonzero(mask[:, :, 0])  # (P,) covered pixels -> (3P,) bytes, row-major
+        rows, cols = np.repeat(rows, 3), np.repeat(cols, 3)
+        chans = np.arange(len(rows)) % 3
+        return cls(half, src.shape[0], rows, cols, chans, src[rows, cols, chans],
+                   (rows * size + cols) * 3 + chans, size)
+
+    def lit(self, gain: tuple) -> "SparseStamp":
+        """The same stamp under a light/colour ``gain`` (3 ints, x128), clipped at 255."""
+        vals = _gain_lut(gain)[self.chans, self.vals]
+        return SparseStamp(self.half, self.n, self.rows, self.cols, self.chans, vals, self.rel, self.size)
+
+    def paste(self, img: np.ndarray, row: int, col: int) -> None:
+        """Writes the stamp centred at pixel (row, col) of the contiguous ``img`` (size, size, 3)."""
+        s = self.size
+        r0, c0 = row - self.half, col - self.half
+        flat = img.reshape(-1)  # a view: img is contiguous
+        if r0 >= 0 and c0 >= 0 and r0 + self.n <= s and c0 + self.n <= s:  # fully inside: the common case
+            flat[self.rel + (r0 * s + c0) * 3] = self.vals
+            return
+        if r0 + self.n <= 0 or c0 + self.n <= 0 or r0 >= s or c0 >= s:
+            return
+        rows, cols = self.rows + r0, self.cols + c0
+        keep = (rows >= 0) & (rows < s) & (cols >= 0) & (cols < s)
+        flat[((rows * s + cols) * 3 + self.chans)[keep]] = self.vals[keep]
+
+
+@functools.lru_cache(maxsize=4096)
+def _gain_lut(gain: tuple) -> np.ndarray:
+    """(3, 256) uint8: channel value v under ``gain`` -> min((v * gain) >> 7, 255)."""
+    g = np.asarray(gain, dtype=np.int32)[:, None]
+    return np.minimum((np.arange(256, dtype=np.int32)[None, :] * g) >> 7, 255).astype(np.uint8)
+
+
+_SPARSE: dict = {}  # (prims, yaw bin, size, scale) -> unlit SparseStamp
+_LIT: dict = {}  # (prims, yaw bin, size, scale, gain) -> lit SparseStamp, shared by all renderers
+
+
+def lit_stamp(prims: tuple, b: int, size: int, scale: float, gain: tuple | None) -> SparseStamp:
+    """The stamp of ``prims`` at yaw bin ``b`` under ``gain`` (3 ints x128, or None).
+
+    Cached across episodes (the lab's light never changes); the unlit stamp is cached too, as
+    the same gripper pose shows up in every light cell and every sim episode.
+    """
+    key = (prims, b, size, scale, gain)
+    hit = _LIT.get(key)
+    if hit is not None:
+        return hit
+    if len(_LIT) > 100_000:  # sim lights are random per episode: drop stale ones now and then
+        _LIT.clear()
+    base = _SPARSE.get(key[:4])
+    if base is None:
+        if len(_SPARSE) > 100_000:
+            _SPARSE.clear()
+        stamp = build_stamp(prims, b * (2 * math.pi / YAW_BINS), size, scale)
+        base = _SPARSE[key[:4]] = SparseStamp.from_stamp(stamp, size)
+    out = _LIT[key] = base if gain is None else base.lit(gain)
     return out
 
 
@@ -268,6 +373,14 @@ def shadow_prims(grip_level: int, hand: bool) -> tuple:
     return tuple(p[:-1] + ((50, 50, 55),) for p in gripper_prims(grip_level, hand))
 
 
+@functools.lru_cache(maxsize=8)
+def _light_cells(size: int) -> tuple[int, list]:
+    """Cell width and the (S, S) light-cell code of each pixel, as nested lists (fast to index)."""
+    cell = max(1, -(-size // LIGHT_CELLS))
+    code = (np.arange(size) // cell)[:, None] * LIGHT_CELLS + (np.arange(size) // cell)[None, :]
+    return cell, code.tolist()
+
+
 # --- the per-episode scene renderer -------------------------------------------------------------
 
 class SceneRenderer:
@@ -279,7 +392,8 @@ class SceneRenderer:
 
     Lighting (the domain's per-pixel gain) is applied to the background once, and to a pasted
     stamp with the gain at its centre pixel (lit stamps are cached per episode), so a step does
-    no full-frame arithmetic except the lab's blur and noise.
+    no full-frame arithmetic except the lab's blur and noise. Lit stamps are shared across
+    renderers (``lit_stamp``), so a new episode in the same light starts with warm caches.
     """
 
     def __init__(self, size: int, look, world, task, wrist_camera: bool = False):
@@ -294,13 +408,16 @@ class SceneRenderer:
         # they are in (lighting varies slowly), so lit stamps can be cached per cell
         if look.gain is not None:
             self.gain = look.gain.astype(np.int32)  # (S, S, 3), x128
-            cell = max(1, -(-size // LIGHT_CELLS))
-            centres = np.minimum(np.arange(size) // cell * cell + cell // 2, size - 1)
-            self.cell_gain = self.gain[centres[:, None], centres[None, :]]  # (S, S, 3)
-            self.gain_code = (np.arange(size) // cell)[:, None] * LIGHT_CELLS + (np.arange(size) // cell)[None, :]
+            cell, self.gain_code = _light_cells(size)
+            centres = np.minimum(np.arange(0, size, cell) + cell // 2, size - 1)
+            self.code_gain = {}  # light cell -> gain at its centre, (3,) ints: key of the shared lit stamps
+            for i, r in enumerate(centres):
+                for j, c in enumerate(centres):
+                    self.code_gain[i * LIGHT_CELLS + j] = tuple(int(v) for v in self.gain[r, c])
         else:
             self.gain = None
-        self._lit: dict = {}
+        self._lit: dict = {}  # (id(prims), yaw bin, scale, light cell) -> SparseStamp, this episode's
+        self._alive: list = []
         self.prims = [None] * world.n
         for i in range(world.n):
             custom = task.prims(i, world)  # None: default look; (): the task draws it itself
@@ -319,7 +436,7 @@ class SceneRenderer:
         if self.gain is not None:
             bg = np.minimum((bg.astype(np.int32) * self.gain) >> 7, 255).astype(np.uint8)
         self.bg = bg
-        self.buf = (np.empty((size, size, 3), dtype=np.uint16), np.empty((size, size, 3), dtype=np.uint16)) \
+        self.buf = (np.empty((size, size, 3), dtype=np.int16), np.empty((size, size, 3), dtype=np.int16)) \
             if look.blur or look.noise_bank is not None else None
         self.wrist_camera = wrist_camera
         self.hand = look.hand
@@ -334,23 +451,26 @@ class SceneRenderer:
 
     def paste(self, img, prims, x, y, yaw, scale: float = 1.0) -> None:
         """Pastes a lit stamp of ``prims`` at table pose (x, y, yaw)."""
-        row, col = self.px(x, y)
+        row = int(math.floor(y * self.size + self.jy))  # = self.px(x, y), inlined: hot path
+        col = int(math.floor(x * self.size + self.jx))
         b = int(math.floor(yaw * (YAW_BINS / (2 * math.pi)) + 0.5)) % YAW_BINS
         if self.gain is None:
             code = 0
         else:
             s1 = self.size - 1
             r, c = (row if row < s1 else s1), (col if col < s1 else s1)
-            r, c = (r if r > 0 else 0), (c if c > 0 else 0)
-            code = int(self.gain_code[r, c])
-        key = (id(prims), b, scale, code)
-        stamp = self._lit.get(key)
-        if stamp is None:
-            src, mask, half = build_stamp(prims, b * (2 * math.pi / YAW_BINS), self.size, scale)
-            if self.gain is not None:
-                src = np.minimum((src.astype(np.int32) * self.cell_gain[r, c]) >> 7, 255).astype(np.uint8)
-            stamp = self._lit[key] = (src, mask, half, prims)  # keep prims alive: id() stays unique
-        paste(img, stamp[:3], row, col)
+            code = self.gain_code[r if r > 0 else 0][c if c > 0 else 0]
+        key = (id(prims), b, scale, code)  # id(): hashing the prims tuple each step is slow
+        st = self._lit.get(key)
+        if st is None:
+            gain = None if self.gain is None else self.code_gain[code]
+            st = self._lit[key] = lit_stamp(prims, b, self.size, scale, gain)
+            self._alive.append(prims)  # keeps id(prims) unique while the key exists
+        r0, c0, lim = row - st.half, col - st.half, self.size - st.n
+        if 0 <= r0 <= lim and 0 <= c0 <= lim:  # fully inside (the common case), inlined
+            img.reshape(-1)[st.rel + (r0 * self.size + c0) * 3] = st.vals
+        else:
+            st.paste(img, row, col)
 
     def render(self, w, task, noise_index: int = 0):
         """Returns ``(image (S, S, 3) uint8, wrist (S, S, 3) uint8 or None)``."""

@@ -25,9 +25,9 @@ def quick_policy(tmp_path_factory) -> Path:
     return build_quick_policy(tmp_path_factory.mktemp("quick_policy") / "policy", seed=0, threads=1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_torch_thread():
-    """One torch thread while a test runs (restored after). With torch's default two threads a
+    """One torch thread for a test module (restored after). With torch's default two threads a
     loaded 2-core machine makes small-model inference ~50x slower (oversubscription): a property
     of the machine, not of the code under test."""
     import torch

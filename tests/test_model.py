@@ -12,13 +12,7 @@ from a1lib.models.modeling_a1 import A1Model, random_batch
 from a1lib.models.token_layout import action_layout, make_att_2d_masks, mask_for_plot
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is fastest, and it keeps the tests quick on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def tiny(**kw) -> A1Config:

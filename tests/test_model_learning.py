@@ -7,13 +7,7 @@ from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import A1Model, random_batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is fastest, and it keeps the tests quick on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def test_each_loss_falls_10x_on_a_tiny_batch():

@@ -19,6 +19,8 @@ from a1lib.models.text_tokenizer import (
     train_text_tokenizer,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
+
 PALETTE = np.array([[220, 40, 40], [40, 160, 60], [40, 80, 220], [230, 200, 40], [240, 240, 240], [30, 30, 30]], np.uint8)
 TINY = dict(block_out_channels=(8, 16, 16, 16), norm_num_groups=8, mid_attention=False)
 
@@ -104,14 +106,6 @@ def test_same_seed_same_weights():
     assert a.fingerprint() == b.fingerprint()
     assert tokenizer(seed=4, **TINY).fingerprint() != a.fingerprint()
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """On a shared 2-core machine, 2 OpenMP threads contending with other jobs run ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_training_is_deterministic():

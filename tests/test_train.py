@@ -24,7 +24,7 @@ from a1lib.train.toy import make_toy_setup, toy_model_config, toy_normalizer, to
 from a1lib.train.trainer import check_resume, fit
 
 ROOT = Path(__file__).resolve().parents[1]
-torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

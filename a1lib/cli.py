@@ -1,7 +1,8 @@
 """The ``a1`` command line: one entry point that drives every pipeline step.
 
 Each command lives in the module that owns the concept and exposes two functions:
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported lazily so that
+``add_arguments(parser)`` and ``run(args) -> int`` (or names an object in it that does, as
+``"module:object"``). Modules are imported lazily so that
 ``a1 --help`` answers instantly (importing torch takes seconds).
 """
 
@@ -22,11 +23,15 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     (None, "evaluate"): ("a1lib.eval.evaluate", "closed-loop success rates (95% Wilson CIs) and rollout GIFs"),
     (None, "figures"): ("a1lib.viz.figures", "training curves, success bars, imagined futures, results table"),
     (None, "serve"): ("a1lib.serve.server", "serve a policy over websockets (openpi protocol)"),
+    ("ablation", "run"): ("a1lib.eval.ablation", "train (all seeds) and evaluate one ablation variant"),
+    ("ablation", "train"): ("a1lib.eval.ablation:TrainCommand", "train one seed of one ablation variant"),
+    ("ablation", "report"): ("a1lib.viz.ablation_figures", "ablation figures and the paper-vs-ours claims table"),
 }
 
 GROUP_HELP = {
     "data": "simulated datasets in LeRobotDataset v3.0 format",
     "tokenizer": "the frozen image tokenizer, the text tokenizer and the latent cache",
+    "ablation": "the paper's claims as model variants (a1lib.eval.ablation)",
 }
 
 
@@ -61,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         top.print_help()
         return 0
     module_name, help_ = COMMANDS[key]
+    module_name, _, attr = module_name.partition(":")  # "module" or "module:object"
     module = importlib.import_module(module_name)
+    if attr:
+        module = getattr(module, attr)
     parser = argparse.ArgumentParser(prog="a1 " + " ".join(k for k in key if k), description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(rest)

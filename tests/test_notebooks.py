@@ -24,6 +24,7 @@ TINY = {
     "07_finetune_and_evaluate.ipynb": {"pretrained": "no-such-dir", "data_root": "no-such-dir",
                                        "quick_pretrain_steps": 6, "finetune_steps": 6, "batch_size": 8,
                                        "tasks": ["ZipBag", "PlaceMarkpen"], "episodes": 1},
+    "08_ablations.ipynb": {"show_dvc_metrics": False},
     "09_imagined_futures.ipynb": {"interactive": False, "step": 5},
 }
 

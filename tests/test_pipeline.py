@@ -49,3 +49,18 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
         assert (repo / "figures" / name).stat().st_size > 0
     evaluation = json.loads((repo / "experiments" / "eval" / "metrics.json").read_text())
     assert set(evaluation["rows"]) == {"a1", "expert", "random"}
+
+    # the ablations: one stage per variant, then the figures and the generated claims table
+    import yaml
+
+    variants = yaml.safe_load((repo / "params.yaml").read_text())["ablations"]
+    for v in variants:
+        result = json.loads((repo / "experiments" / "ablations" / v / "metrics.json").read_text())
+        assert result["variant"] == v and result["budget"]["finetune_steps"] == 4  # the ci budget ran
+        assert (repo / "experiments" / "ablations" / v / "runs" / "seed0" / "finetune" / "policy").is_dir()
+    for name in ("ablation_static.png", "ablation_dynamic.png", "ablation_pretraining.png", "ablation_data.png",
+                 "ablation_generation.png", "ablation_imagined.png", "claims.md", "ablations.md"):
+        assert (repo / "figures" / name).stat().st_size > 0, name
+    claims = json.loads((repo / "experiments" / "claims.json").read_text())
+    assert {c["verdict"] for c in claims} <= {"reproduced", "partly", "not reproduced"} and len(claims) == 7
+    assert "| foresight beats" in (repo / "figures" / "claims.md").read_text()

@@ -62,6 +62,8 @@ def test_every_registered_command_module_imports_and_has_the_contract():
 
     from a1lib.cli import COMMANDS
 
-    for module_name, _ in COMMANDS.values():
+    for spec, _ in COMMANDS.values():
+        module_name, _, attr = spec.partition(":")  # "module" or "module:object"
         module = importlib.import_module(module_name)
-        assert callable(module.add_arguments) and callable(module.run), module_name
+        command = getattr(module, attr) if attr else module
+        assert callable(command.add_arguments) and callable(command.run), spec

@@ -1,0 +1,103 @@
+"""Ablation variants, their training commands, and the generated paper-vs-ours claims table."""
+
+import json
+
+import pytest
+import yaml
+
+from a1lib.eval.ablation import VARIANTS, AblationConfig, get_variant, pool_seeds, train_commands
+from a1lib.eval.claims import CLAIMS, claims_table, difference_interval, evaluate_claims, verdict
+from conftest import ROOT
+
+ALL = ["SortParts", "PlaceFlower", "ExpressSorting", "IngredientPicking"]
+
+
+def fake_result(name, successes, episodes=10, loss=0.5):
+    """A metrics.json as `a1 ablation run` writes it, with `successes[task]` of `episodes` per task."""
+    per_task = {t: {"successes": successes.get(t, 0), "episodes": episodes} for t in ALL}
+    return {"variant": name, "per_task": per_task, "val_action_loss": loss}
+
+
+def test_params_variants_and_claims_name_real_variants():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["ablations"] == list(VARIANTS)
+    for c in CLAIMS:
+        assert c.better in VARIANTS and c.worse in VARIANTS
+    for preset in ("ci", "cpu", "gpu"):
+        AblationConfig(**{k: tuple(v) if isinstance(v, list) else v
+                          for k, v in params["presets"][preset]["ablation"].items()})
+
+
+def test_train_commands_change_one_thing_per_variant(tmp_path):
+    cfg = AblationConfig(seeds=(3,), pretrain_steps=7, finetune_steps=5)
+    common = ["--params", str(ROOT / "params.yaml"), "--preset", "cpu"]
+
+    def cmds(name):
+        return train_commands(get_variant(name), 3, tmp_path, cfg, common, str(ROOT / "params.yaml"), "cpu")
+
+    full = cmds("a1_full")
+    assert [c[0] for c in full] == ["pretrain", "finetune"]
+    assert "--steps" in full[0] and full[0][full[0].index("--steps") + 1] == "7"
+    assert "--set=seed=3" in full[0] and "--model-set=seed=3" in full[0]
+    assert "--init" in full[1] and "--from-scratch" not in full[1]
+    assert '--model-set=generation="none"' in cmds("pi0_style")[0]
+    assert "--model-set=lambda_und=0.0" in cmds("no_understanding")[0]
+    weights = [a for a in cmds("data_sim_human")[0] if a.startswith("--set=source_weights=")][0]
+    assert set(json.loads(weights.split("=", 2)[2])) == {"sim", "human"}
+    scratch = cmds("no_pretrain")
+    assert [c[0] for c in scratch] == ["finetune"] and "--from-scratch" in scratch[0]
+
+
+def test_bad_variant_and_config_are_named():
+    with pytest.raises(ValueError, match="unknown ablation variant 'nope'"):
+        get_variant("nope")
+    with pytest.raises(ValueError, match="seeds"):
+        AblationConfig(seeds=(0, 0))
+    with pytest.raises(ValueError, match="pretrain_steps"):
+        AblationConfig(pretrain_steps=0)
+
+
+def test_pool_seeds_adds_episodes_over_seeds():
+    rows = {f"seed{s}": {"per_task": {"ZipBag": {"successes": s, "episodes": 4}}} for s in (1, 3)}
+    pooled = pool_seeds(rows, ["ZipBag"])
+    assert pooled["overall"]["successes"] == 4 and pooled["overall"]["episodes"] == 8
+    lo, hi = pooled["overall"]["ci95"]
+    assert lo < 0.5 < hi
+
+
+def test_difference_interval_and_verdicts():
+    d, lo, hi = difference_interval(45, 50, 10, 50)
+    assert d == pytest.approx(0.7) and 0 < lo < 0.7 < hi < 1
+    assert verdict(lo, d) == "reproduced"
+    d, lo, hi = difference_interval(6, 10, 4, 10)
+    assert lo < 0 < d and verdict(lo, d) == "partly"
+    d, lo, hi = difference_interval(3, 10, 5, 10)
+    assert verdict(lo, d) == "not reproduced"
+    d, lo, hi = difference_interval(0, 10, 0, 10)
+    assert d == 0 and verdict(lo, d) == "not reproduced"
+
+
+def test_claims_table_is_computed_from_the_results():
+    results = {
+        "a1_full": fake_result("a1_full", {"ExpressSorting": 9, "IngredientPicking": 9, "SortParts": 5, "PlaceFlower": 5}),
+        "pi0_style": fake_result("pi0_style", {"ExpressSorting": 1, "IngredientPicking": 2, "SortParts": 5, "PlaceFlower": 5}),
+        "data_sim": fake_result("data_sim", {"SortParts": 6, "PlaceFlower": 6}),
+    }
+    rows = {r["claim"]: r for r in evaluate_claims(results)}
+    assert len(rows) == 3  # claims whose variants did not run are left out
+    dyn = rows["foresight beats a pi0-style policy on dynamic tasks"]
+    assert dyn["ours_better"] == 90.0 and dyn["ours_worse"] == 15.0 and dyn["verdict"] == "reproduced"
+    assert rows["sim + real + human pretraining beats sim alone"]["verdict"] == "not reproduced"
+    table = claims_table(list(rows.values()))
+    assert "86.7 vs 43.4 (+43.3)" in table and "**reproduced**" in table and "**not reproduced**" in table
+
+
+def test_report_names_a_malformed_metrics_file(tmp_path):
+    from a1lib.viz.ablation_figures import load_results
+
+    with pytest.raises(FileNotFoundError, match="no <variant>/metrics.json"):
+        load_results(tmp_path)
+    (tmp_path / "a1_full").mkdir()
+    (tmp_path / "a1_full" / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="a1_full/metrics.json: malformed JSON"):
+        load_results(tmp_path)

@@ -101,3 +101,31 @@ def test_report_names_a_malformed_metrics_file(tmp_path):
     (tmp_path / "a1_full" / "metrics.json").write_text("{not json")
     with pytest.raises(ValueError, match="a1_full/metrics.json: malformed JSON"):
         load_results(tmp_path)
+
+
+def test_train_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeypatch):
+    import argparse
+
+    import a1lib.cli
+    from a1lib.eval.ablation import train_seed
+
+    calls = []
+
+    def fake_main(cmd):  # stands in for `a1 pretrain` / `a1 finetune`: makes the policy dir
+        calls.append(cmd[0])
+        out = tmp_path / cmd[cmd.index("--out") + 1]
+        (out / "policy").mkdir(parents=True, exist_ok=True)
+        (out / "checkpoints").mkdir(exist_ok=True)
+        return 0
+
+    monkeypatch.setattr(a1lib.cli, "main", fake_main)
+    monkeypatch.chdir(tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"preset": "p", "presets": {"p": {"ablation": {"seeds": [0], "pretrain_steps": 3}}}}))
+    args = argparse.Namespace(variant="a1_full", seed=0, out="run", params=str(params), preset=None, data="d",
+                              latents="l", tokenizer="t", threads=1)
+    assert train_seed(args) == 0 and calls == ["pretrain", "finetune"]
+    assert not (tmp_path / "run" / "pretrain" / "checkpoints").exists()  # optimizer state dropped when done
+    assert train_seed(args) == 0 and calls == ["pretrain", "finetune"]  # same commands: reused
+    params.write_text(yaml.safe_dump({"preset": "p", "presets": {"p": {"ablation": {"seeds": [0], "pretrain_steps": 4}}}}))
+    assert train_seed(args) == 0 and calls == ["pretrain", "finetune", "pretrain", "finetune"]  # changed: retrained

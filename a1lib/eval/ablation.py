@@ -45,6 +45,9 @@ class Variant:
     sweep: bool = False  # also run the speed sweep on the dynamic tasks
 
 
+DONE_FILE = "done.json"  # written when a training run finished: the exact command that made it
+
+
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("a1_full", "A1: three experts, sim+lab+human pretraining, understanding loss on", sweep=True),
     Variant("pi0_style", "no generation expert (two experts, no middle tokens), otherwise identical",
@@ -133,16 +136,24 @@ def train_seed(args: argparse.Namespace) -> int:
     common = ["--params", args.params, *(["--preset", args.preset] if args.preset else []),
               "--data", args.data, "--latents", args.latents, "--tokenizer", args.tokenizer,
               "--threads", str(args.threads), "--no-progress"]
+    upstream_ran = False  # a retrained pretraining invalidates the fine-tuning built on it
     for cmd in train_commands(variant, int(args.seed), out, cfg, common, args.params, args.preset):
         run_dir = Path(cmd[cmd.index("--out") + 1])
-        if (run_dir / "policy").is_dir() and not (run_dir / "checkpoints").exists():
-            print(f"{run_dir}: already trained, kept")
+        done = run_dir / DONE_FILE
+        if (not upstream_ran and done.exists() and json.loads(done.read_text()).get("cmd") == cmd
+                and (run_dir / "policy").is_dir()):
+            print(f"{run_dir}: already trained by this exact command, kept")
             continue
+        if upstream_ran:  # its input changed: a half-finished checkpoint of it is stale
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        upstream_ran = True
+        done.unlink(missing_ok=True)
         print("a1 " + " ".join(cmd), flush=True)
         code = a1_main(cmd)
         if code:
             return code
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # optimizer state: ~10x the policy
+        write_json_atomic(done, {"cmd": cmd})
     return 0
 
 
@@ -192,13 +203,14 @@ def _train_all(args: argparse.Namespace, variant: Variant, cfg: AblationConfig, 
             if proc.poll() is not None:
                 del running[seed]
                 if proc.returncode:
-                    failed.append(f"seed {seed} exited with {proc.returncode}; see {log}")
+                    failed.append((seed, proc.returncode, log))
                 else:
                     print(f"[{variant.name}] seed {seed} trained", flush=True)
     if failed:
-        tail = (out / "runs" / f"seed{cfg.seeds[0]}" / "train.log")
-        raise RuntimeError(f"ablation {variant.name}: " + "; ".join(failed)
-                           + (f"\nlast lines of {tail}:\n" + "".join(tail.read_text().splitlines(True)[-15:]) if tail.exists() else ""))
+        seed, code, log = failed[0]
+        tail = "".join(log.read_text().splitlines(True)[-15:])
+        raise RuntimeError(f"ablation {variant.name}: training seed(s) {[f[0] for f in failed]} failed; seed {seed} "
+                           f"exited with {code}, last lines of {log}:\n{tail}")
 
 
 def pool_seeds(rows: dict[str, Any], tasks: list[str]) -> dict[str, Any]:

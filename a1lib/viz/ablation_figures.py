@@ -173,7 +173,7 @@ def plot_imagined_outcomes(policy_dir: str | Path, out: str | Path, tasks: list[
                     ax.set_ylabel(label, fontsize=8)
             axes[0, 2 * c + j].set_title(f"{kind}: {task} ep{i}, t={t}", fontsize=7)
     if "success" not in picked:
-        fig.suptitle(f"no successful episode among the first {episodes} seeds of {', '.join(tasks)}", fontsize=8)
+        fig.suptitle(f"no successful episode among the first {episodes} seeds of\n{', '.join(tasks)}", fontsize=8)
     return _save(fig, out)
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from a1lib.data.writer import atomic_write
 from a1lib.viz.figures import _save, plt
 
 COLORS = {"a1_full": "tab:red", "pi0_style": "tab:blue", "no_future_loss": "tab:purple", "no_pretrain": "tab:gray",
@@ -102,6 +102,26 @@ def _two_panel(results, names, groups, title, out, labels=None) -> Path:
 def plot_static(results, out, static_tasks) -> Path:
     return _two_panel(results, ["a1_full", "pi0_style"], [(t, [t]) for t in static_tasks] + [("static (all)", static_tasks)],
                       "static tasks: A1 vs pi0-style", out)
+
+
+ALL_TASKS = [("all tasks", None)]
+
+
+def plot_pretraining(results, out, tasks) -> Path:
+    return _two_panel(results, ["a1_full", "no_pretrain"], ALL_TASKS + [(t, [t]) for t in tasks],
+                      "pretraining ablation", out)
+
+
+def plot_data(results, out, tasks) -> Path:
+    """The paper reports the data ablation on Place Flower and Sort Parts: those, then all tasks."""
+    groups = [(t, [t]) for t in ("PlaceFlower", "SortParts") if t in tasks] + ALL_TASKS
+    return _two_panel(results, list(DATA_LABELS), groups, "pretraining data ablation", out, labels=DATA_LABELS)
+
+
+def plot_generation(results, out, static_tasks, dynamic_tasks) -> Path:
+    groups = ALL_TASKS + [(name, list(ts)) for name, ts in (("dynamic", dynamic_tasks), ("static", static_tasks)) if ts]
+    return _two_panel(results, ["a1_full", "no_future_loss", "pi0_style", "no_understanding"], groups,
+                      "generation expert and understanding loss", out)
 
 
 def plot_dynamic(results, out, dynamic_tasks) -> Path:
@@ -190,13 +210,6 @@ def variants_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def report(directory: str | Path, out: str | Path, imagined_tasks: list[str], imagined_episodes: int = 3,
            replan_every: int | None = 5) -> list[Path]:
     from a1lib.eval.claims import claims_table, evaluate_claims
@@ -209,20 +222,14 @@ def report(directory: str | Path, out: str | Path, imagined_tasks: list[str], im
     tasks = next(iter(results.values()))["tasks"]
     static = [t for t in STATIC_TASKS if t in tasks]
     dynamic = [t for t in DYNAMIC_TASKS if t in tasks]
-    everything = [("all tasks", None)]
     written = []
     if static:
         written.append(plot_static(results, out / "ablation_static.png", static))
     if dynamic:
         written.append(plot_dynamic(results, out / "ablation_dynamic.png", dynamic))
-    written.append(_two_panel(results, ["a1_full", "no_pretrain"], everything + [(t, [t]) for t in tasks],
-                              "pretraining ablation", out / "ablation_pretraining.png"))
-    data_groups = [(t, [t]) for t in ("PlaceFlower", "SortParts") if t in tasks] + everything
-    written.append(_two_panel(results, list(DATA_LABELS), data_groups, "pretraining data ablation",
-                              out / "ablation_data.png", labels=DATA_LABELS))
-    gen_groups = everything + ([("dynamic", dynamic)] if dynamic else []) + ([("static", static)] if static else [])
-    written.append(_two_panel(results, ["a1_full", "no_future_loss", "pi0_style", "no_understanding"], gen_groups,
-                              "generation expert and understanding loss", out / "ablation_generation.png"))
+    written.append(plot_pretraining(results, out / "ablation_pretraining.png", tasks))
+    written.append(plot_data(results, out / "ablation_data.png", tasks))
+    written.append(plot_generation(results, out / "ablation_generation.png", static, dynamic))
     if "a1_full" in results:
         seed0 = results["a1_full"]["budget"]["seeds"][0]
         policy = Path(directory) / "a1_full" / "runs" / f"seed{seed0}" / "finetune" / "policy"
@@ -230,8 +237,9 @@ def report(directory: str | Path, out: str | Path, imagined_tasks: list[str], im
             written.append(plot_imagined_outcomes(policy, out / "ablation_imagined.png", imagined_tasks,
                                                   imagined_episodes, replan_every))
     rows = evaluate_claims(results)
-    written.append(_write_text(out / "claims.md", claims_table(rows)))
-    written.append(_write_text(out / "ablations.md", variants_table(results)))
+    for name, text in (("claims.md", claims_table(rows)), ("ablations.md", variants_table(results))):
+        atomic_write(out / name, lambda p, text=text: p.write_text(text))
+        written.append(out / name)
     write_json_atomic(Path(directory).parent / "claims.json", rows)
     written.append(Path(directory).parent / "claims.json")
     return written

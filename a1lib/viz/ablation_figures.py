@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from a1lib.data.writer import atomic_write
-from a1lib.viz.figures import _save, plt
+from a1lib.viz.figures import _save, draw_future_column, plt
 
 COLORS = {"a1_full": "tab:red", "pi0_style": "tab:blue", "no_future_loss": "tab:purple", "no_pretrain": "tab:gray",
           "data_sim": "tab:olive", "data_sim_human": "tab:cyan", "data_sim_lab": "tab:orange",
@@ -181,17 +181,8 @@ def plot_imagined_outcomes(policy_dir: str | Path, out: str | Path, tasks: list[
         frames = res.frames
         for j, frac in enumerate((0.25, 0.6)):
             t = min(int(frac * len(frames)), max(0, len(frames) - 1 - d))
-            image, imagined = frames[t][0], frames[t][1]
-            for row, (img, label) in enumerate([(image, "now (t)"), (imagined, f"imagined t+{d}"),
-                                                (frames[min(t + d, len(frames) - 1)][0], f"true t+{d}")]):
-                ax = axes[row, 2 * c + j]
-                if img is not None:
-                    ax.imshow(img)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if 2 * c + j == 0:
-                    ax.set_ylabel(label, fontsize=8)
-            axes[0, 2 * c + j].set_title(f"{kind}: {task} ep{i}, t={t}", fontsize=7)
+            draw_future_column(axes, 2 * c + j, d, frames[t][0], frames[t][1], frames[min(t + d, len(frames) - 1)][0],
+                               f"{kind}: {task} ep{i}, t={t}")
     if "success" not in picked:
         fig.suptitle(f"no successful episode among the first {episodes} seeds of\n{', '.join(tasks)}", fontsize=8)
     return _save(fig, out)

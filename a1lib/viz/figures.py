@@ -115,18 +115,23 @@ def plot_imagined_grid(policy_dir: str | Path, out: str | Path, tasks: list[str]
         t = max(0, min(step, len(frames) - 1 - delta))
         answer = policy.infer({IMAGE: frames[t], IMAGE_PAST: frames[max(0, t - delta)], STATE: states[t],
                                TASK: env.unwrapped.instruction})
-        for row, (image, label) in enumerate([(frames[t], "now (t)"), (answer.get("imagined"), f"imagined t+{delta}"),
-                                              (frames[min(t + delta, len(frames) - 1)], f"true t+{delta}")]):
-            ax = axes[row, col]
-            if image is not None:
-                ax.imshow(image)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if col == 0:
-                ax.set_ylabel(label, fontsize=8)
-        axes[0, col].set_title(task, fontsize=7)
+        draw_future_column(axes, col, delta, frames[t], answer.get("imagined"), frames[min(t + delta, len(frames) - 1)], task)
         env.close()
     return _save(fig, out)
+
+
+def draw_future_column(axes, col: int, delta: int, now, imagined, true_future, title: str) -> None:
+    """One column of a 3-row grid: frame t, the imagined frame t+delta (None: left blank), the true one."""
+    for row, (image, label) in enumerate([(now, "now (t)"), (imagined, f"imagined t+{delta}"),
+                                          (true_future, f"true t+{delta}")]):
+        ax = axes[row, col]
+        if image is not None:
+            ax.imshow(image)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if col == 0:
+            ax.set_ylabel(label, fontsize=8)
+    axes[0, col].set_title(title, fontsize=7)
 
 
 def results_table(metrics: dict[str, Any]) -> str:

@@ -32,9 +32,10 @@ from a1lib.models.eager_reference import eager_sample_actions  # noqa: E402
 from a1lib.models.modeling_a1 import A1Model, random_batch  # noqa: E402
 
 
-def timed(fn, repeats: int, warmup: int = 2, cpu: bool = False):
+def timed(fn, repeats: int, warmup: int = 2, cpu: bool = False, spread: bool = False):
     """Median wall seconds per call; with cpu=True also the median CPU seconds of this process
-    (on a shared, overloaded machine the CPU time is closer to what an idle machine would show)."""
+    (on a shared, overloaded machine the CPU time is closer to what an idle machine would show);
+    with spread=True also the 10th and 90th percentile wall seconds (this machine is noisy)."""
     for _ in range(warmup):
         fn()
     wall, proc = [], []
@@ -43,7 +44,13 @@ def timed(fn, repeats: int, warmup: int = 2, cpu: bool = False):
         fn()
         wall.append(time.perf_counter() - t0)
         proc.append(time.process_time() - c0)
-    return (statistics.median(wall), statistics.median(proc)) if cpu else statistics.median(wall)
+    out = [statistics.median(wall)]
+    if cpu:
+        out.append(statistics.median(proc))
+    if spread:
+        deciles = statistics.quantiles(wall, n=10)
+        out.append((deciles[0], deciles[-1]))
+    return tuple(out) if len(out) > 1 else out[0]
 
 
 def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -57,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--train-steps", type=int, default=6)
-    ap.add_argument("--latency-repeats", type=int, default=15)
+    ap.add_argument("--latency-repeats", type=int, default=60)
     ap.add_argument("--target-minutes", type=float, default=45.0)
     args = ap.parse_args(argv)
 
@@ -122,7 +129,8 @@ def main(argv=None) -> int:
     lat = {}
     for threads in thread_counts:
         torch.set_num_threads(threads)
-        cached_s, cached_cpu = timed(lambda: model.sample_actions(b1, noise=noise), args.latency_repeats, cpu=True)
+        cached_s, cached_cpu, (p10, p90) = timed(lambda: model.sample_actions(b1, noise=noise),
+                                                 args.latency_repeats, cpu=True, spread=True)
         lat[threads] = {
             "cached": cached_s,
             "uncached": timed(lambda: model.sample_actions(b1, noise=noise, use_cache=False), max(3, args.latency_repeats // 3)),
@@ -130,7 +138,7 @@ def main(argv=None) -> int:
         }
         L = lat[threads]
         add(f"chunk latency, batch 1, {config.num_inference_steps} steps, {threads} thread(s)",
-            f"cached {L['cached'] * 1e3:.1f} ms | uncached {L['uncached'] * 1e3:.1f} ms | "
+            f"cached {L['cached'] * 1e3:.1f} ms (p10 {p10 * 1e3:.1f}, p90 {p90 * 1e3:.1f}) | uncached {L['uncached'] * 1e3:.1f} ms | "
             f"eager {L['eager'] * 1e3:.1f} ms | cached speed-up x{L['uncached'] / L['cached']:.1f} "
             f"(cached CPU time {cached_cpu * 1e3:.1f} ms)")
     # split the cached latency into the once-per-chunk part and the per-Euler-step part (1 thread)

@@ -7,7 +7,6 @@ import torch
 
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.eager_reference import eager_future_latent, eager_sample_actions, eager_velocity
-from a1lib.models import modeling_a1
 from a1lib.models.modeling_a1 import A1Model, random_batch
 from a1lib.models.token_layout import action_layout, make_att_2d_masks, mask_for_plot
 
@@ -208,11 +207,31 @@ def test_lean_context_cache_matches_run_experts():
         groups = model._groups(b, model.embed_prefix(b["image"], b["lang_tokens"]))
         _, ref = model.run_experts(groups, mask, pos)
         float_mask = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
-        eps, R = torch.tensor(c.rms_norm_eps), modeling_a1._rotate_half_matrix(c.head_dim, groups[0][1])
-        lean = model._lean_context_cache(groups, float_mask, pos, eps, R)
+        lean = model._lean_context_cache([x for _, x in groups], float_mask, pos, model._lean_weights())
     assert len(lean) == len(ref) == c.num_layers
     for (k1, v1), (k2, v2) in zip(lean, ref):
         assert torch.allclose(k1, k2, atol=1e-5) and torch.allclose(v1, v2, atol=1e-5)
+
+
+def test_lean_weights_follow_weight_updates():
+    """The lean path prepares its weights once per weight version; after an optimizer step or a
+    load_state_dict the cached chunk must still equal the uncached one (no stale weights)."""
+    c = tiny()
+    model = sharpened(A1Model(c))
+    b = random_batch(c, 1, seed=9)
+    noise = torch.randn(1, c.chunk_size, c.action_dim, generator=torch.Generator().manual_seed(2))
+    before = model.sample_actions(b, noise=noise)
+    prepared = model._lean_weights()
+    assert model._lean_weights() is prepared  # unchanged weights: reused
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(b)["loss"].backward()
+    opt.step()
+    after = model.sample_actions(b, noise=noise)
+    assert model._lean_weights() is not prepared
+    assert not torch.allclose(before, after, atol=1e-4)  # the step really changed the policy
+    assert torch.allclose(after, model.sample_actions(b, noise=noise, use_cache=False), atol=1e-5)
+    model.load_state_dict(sharpened(A1Model(c)).state_dict())  # back to the first weights
+    assert torch.allclose(model.sample_actions(b, noise=noise), before, atol=1e-6)
 
 
 @pytest.mark.parametrize("steps", [1, 3])

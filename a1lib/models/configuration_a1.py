@@ -31,7 +31,7 @@ class A1Config:
     vocab_size: int = 512  # text tokenizer vocabulary (a separate helper trains it)
     max_text_len: int = 16  # longest instruction / question / answer in tokens
     # --- the shared transformer geometry -------------------------------------------------------
-    num_layers: int = 3  # 3, not 4: batch-1 chunk latency is op-count bound (bench_model.py)
+    num_layers: int = 2  # 2, not 3 or 4: batch-1 chunk latency is op-count bound (bench_model.py)
     num_heads: int = 4
     num_kv_heads: int = 2  # grouped-query attention, like the original (16 q / 8 kv heads)
     head_dim: int = 32

@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     for i in frames:
         s = windows[int(i)]
         keep = ~s["action_is_pad"]
-        out = policy.infer({IMAGE: s[IMAGE], IMAGE_PAST: s[IMAGE + "_past"], STATE: s[STATE], TASK: s["task"]})
+        out = policy.infer({IMAGE: s[IMAGE], IMAGE_PAST: s[IMAGE_PAST], STATE: s[STATE], TASK: s["task"]})
         err.append(np.abs(out["actions"][keep] - s["action"][keep]).mean(0))
         first.append(np.abs(out["actions"][0] - s["action"][0]))
         base.append(np.abs(mean_action - s["action"][keep]).mean(0))

@@ -29,3 +29,13 @@ def test_bench_sim_prints_speed_and_expert_success():
     out = run_bench("bench_sim.py", "--seeds", "1", "--speed-steps", "50", "--tasks", "SortParts",
                     "--workers", "1")
     assert "SortParts" in out, out
+
+
+def test_bench_open_loop_prints_error_per_action_dimension(quick_policy, tmp_path):
+    from a1lib.data.generate import DataGenConfig, generate
+    from a1lib.sim import ACTION_NAMES
+
+    generate(DataGenConfig(tasks=("ZipBag",), lab_episodes_per_task=1, workers=1), tmp_path, sources=("lab",))
+    out = run_bench("bench_open_loop.py", "--policy", str(quick_policy), "--data", str(tmp_path), "--frames", "4")
+    for row in ("policy, whole chunk", "policy, first action", "mean-action baseline", *ACTION_NAMES):
+        assert row in out, out

@@ -18,10 +18,14 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("data", "info"): ("a1lib.data.info", "summarise a dataset on disk and validate it"),
     ("tokenizer", "train"): ("a1lib.models.tokenizer_cli", "train the image tokenizer (VAE) and the text tokenizer"),
     ("tokenizer", "encode"): ("a1lib.models.latent_cache", "encode every dataset frame once into the latent cache"),
+    (None, "pretrain-vision"): ("a1lib.train.vision", "train the conv trunk + grounding head first (where is everything?)"),
     (None, "pretrain"): ("a1lib.train.pretrain", "joint pretraining on the weighted sim / lab / human mix"),
     (None, "finetune"): ("a1lib.train.finetune", "fine-tune a pretrained A1Policy on the lab demos"),
+    (None, "privileged"): ("a1lib.train.privileged", "train the privileged-state reference policy (reads the scene, not pixels)"),
     (None, "evaluate"): ("a1lib.eval.evaluate", "closed-loop success rates (95% Wilson CIs) and rollout GIFs"),
+    (None, "perception"): ("a1lib.eval.perception", "localisation error and imagined-future error on held-out episodes"),
     (None, "figures"): ("a1lib.viz.figures", "training curves, success bars, imagined futures, results table"),
+    (None, "ship"): ("a1lib.shipped", "commit the pipeline's fine-tuned policy to policies/a1-cpu with its provenance"),
     (None, "serve"): ("a1lib.serve.server", "serve a policy over websockets (openpi protocol)"),
     ("ablation", "run"): ("a1lib.eval.ablation", "train (all seeds) and evaluate one ablation variant"),
     ("ablation", "train"): ("a1lib.eval.ablation:TrainCommand", "train one seed of one ablation variant"),
@@ -42,6 +46,7 @@ def _top_parser() -> argparse.ArgumentParser:
         lines.append(f"  {command:<20} {help_}")
     return argparse.ArgumentParser(
         prog="a1",
+        usage="a1 [-h] <command> [<args>]   (or a1 <group> <command> [<args>])",
         description="A1 workbench: imagine, then act. Every pipeline step is a subcommand.",
         epilog="commands:\n" + "\n".join(lines) + "\n\nRun `a1 <command> --help` for its options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     if key is None:
         top = _top_parser()
         if words and words[0] in GROUP_HELP:
-            sub = [n for (g, n) in COMMANDS if g == words[0]]
-            top.error(f"`a1 {words[0]}` needs a command: one of {', '.join(sub)}")
+            group = words[0]
+            lines = [f"  a1 {group} {n:<10} {h}" for (g, n), (_, h) in COMMANDS.items() if g == group]
+            text = f"usage: a1 {group} <command> [<args>]\n\n{GROUP_HELP[group]}\n\ncommands:\n" + "\n".join(lines)
+            text += f"\n\nRun `a1 {group} <command> --help` for its options."
+            if any(a in ("-h", "--help") for a in argv[1:2]) or len(argv) == 1:
+                print(text)
+                return 0 if len(argv) > 1 else 2
+            top.error(f"`a1 {group}`: unknown command {argv[1]!r}; one of "
+                      f"{', '.join(n for (g, n) in COMMANDS if g == group)}")
         if argv and argv[0] not in ("-h", "--help"):
             top.error(f"unknown command: {' '.join(argv[:2])}")
         top.print_help()

@@ -25,7 +25,21 @@ import numpy as np
 IMAGE = "observation.image"
 IMAGE_PAST = "observation.image_past"
 STATE = "observation.state"
+ACTION = "action"
 TASK = "task"
+ACTION_RANGE = (-1.0, 1.0)  # every action entry (the sim's and the robot adapters'): policies clip to it
+
+
+def binarize_actions(actions: np.ndarray, dims: tuple[int, ...] | list[int]) -> np.ndarray:
+    """On/off commands executed as decisions: entries ``dims`` of the last axis become +1 where
+    positive, else -1. A regressed or sampled command near 0 (the average of open and close) would
+    otherwise do neither; many VLA deployments binarise the gripper the same way (e.g. OpenVLA)."""
+    if not len(dims):
+        return actions
+    out = np.array(actions, dtype=np.float32, copy=True)
+    idx = list(dims)
+    out[..., idx] = np.where(out[..., idx] > 0, 1.0, -1.0)
+    return out
 
 
 @runtime_checkable
@@ -38,7 +52,8 @@ class Policy(Protocol):
 
 
 class RandomPolicy:
-    """A seeded baseline: uniform random action chunks in ``[low, high]``.
+    """A seeded baseline: uniform random action chunks in ``[low, high]`` (default ``ACTION_RANGE``,
+    declared in ``metadata["action_range"]``).
 
     Useful to exercise the robot loop and the server before any model is trained. ``latency_s``
     simulates inference time (the watchdog tests use it to stall on purpose).
@@ -49,16 +64,19 @@ class RandomPolicy:
         action_dim: int = 5,
         horizon: int = 10,
         seed: int = 0,
-        low: float = -1.0,
-        high: float = 1.0,
+        low: float = ACTION_RANGE[0],
+        high: float = ACTION_RANGE[1],
         latency_s: float = 0.0,
     ) -> None:
         if action_dim < 1 or horizon < 1:
             raise ValueError(f"RandomPolicy: action_dim and horizon must be >= 1, got {action_dim}, {horizon}")
+        if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+            raise ValueError(f"RandomPolicy: need finite low <= high, got [{low}, {high}]")
         self.action_dim, self.horizon, self.seed = action_dim, horizon, seed
-        self.low, self.high, self.latency_s = low, high, latency_s
+        self.low, self.high, self.latency_s = float(low), float(high), latency_s
         self.rng = np.random.default_rng(seed)
-        self.metadata = {"policy": "random", "action_dim": action_dim, "horizon": horizon}
+        self.metadata = {"policy": "random", "action_dim": action_dim, "horizon": horizon,
+                         "action_range": [self.low, self.high]}
 
     def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
         if self.latency_s > 0:

@@ -21,11 +21,16 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 stamp=.venv/.a1-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  # torch first, pinned, so that no other dependency can pull a different (CUDA) build.
-  .venv/bin/python -m pip install -q "torch==2.13.0"
+  # torch first, pinned, so that no other dependency can pull a different build: the CPU build
+  # unless there is an NVIDIA GPU or pip has its own source (scripts/torch_source.py says why).
+  mapfile -t torch_args < <(.venv/bin/python scripts/torch_source.py .venv/bin/python)
+  echo "installing torch==2.13.0 ${torch_args[*]:-from the configured pip source}"
+  .venv/bin/python -m pip install -q "torch==2.13.0" "${torch_args[@]}"
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
 # DVC needs a git repository; a source tarball is not one.
 [ -d .git ] || git init -q
+# notebooks are committed without outputs: the filter strips them on `git add` (.gitattributes)
+.venv/bin/nbstripout --install
 echo "workbench ready: .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -25,6 +25,16 @@ def quick_policy(tmp_path_factory) -> Path:
     return build_quick_policy(tmp_path_factory.mktemp("quick_policy") / "policy", seed=0, threads=1)
 
 
+@pytest.fixture(scope="session")
+def quick_artifacts(tmp_path_factory):
+    """Tiny sim + lab datasets, tokenizers and latent caches of one task (a1lib.train.quick), built
+    once per test session, in the pipeline's layout."""
+    from a1lib.train.quick import build_quick_artifacts
+
+    return build_quick_artifacts(tmp_path_factory.mktemp("quick_artifacts"), tasks=("PlaceFlower",),
+                                 episodes_per_task=2, sources=("sim", "lab"))
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a test module (restored after). With torch's default two threads a

@@ -3,6 +3,7 @@ measured on the 2-core machine and reported in the README and the issue notes, n
 a timed unit test would only measure CI's neighbours). bench_tokenizer.py is left out: even at
 2 steps it renders 4,000 synthetic frames (about a minute); the tokenizer has its own tests."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,13 @@ def test_bench_open_loop_prints_error_per_action_dimension(quick_policy, tmp_pat
     out = run_bench("bench_open_loop.py", "--policy", str(quick_policy), "--data", str(tmp_path), "--frames", "4")
     for row in ("policy, whole chunk", "policy, first action", "mean-action baseline", *ACTION_NAMES):
         assert row in out, out
+
+
+def test_bench_learnability_prints_the_ladder_side_by_side(tmp_path):
+    out = run_bench("bench_learnability.py", "--tasks", "ZipBag", "--sim-episodes", "2", "--lab-episodes", "2",
+                    "--privileged-steps", "20", "--vision-steps", "4", "--a1-steps", "4", "--batch-size", "8",
+                    "--tokenizer-steps", "4", "--preset", "ci", "--model-set", "vocab_size=512",
+                    "--eval-episodes", "1", "--out", str(tmp_path))
+    assert "privileged" in out and "a1" in out and "localisation on held-out lab frames" in out
+    ladder = json.loads((tmp_path / "ladder.json").read_text())
+    assert set(ladder) == {"privileged", "a1", "probe"} and "gripper" in ladder["probe"]["keypoints"]

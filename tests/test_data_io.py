@@ -54,10 +54,13 @@ def test_parquet_column_types(ds_root):
     hf = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
     assert hf["observation.image"] == {"_type": "Image"}
     # PNG bytes
-    cell = pq.read_table(ds_root / "data/chunk-000/file-000.parquet").column("observation.image")[0].as_py()
-    assert cell["bytes"][:8] == b"\x89PNG\r\n\x1a\n"
+    cells = pq.read_table(ds_root / "data/chunk-000/file-000.parquet").column("observation.image").to_pylist()
+    assert cells[0]["bytes"][:8] == b"\x89PNG\r\n\x1a\n"
+    # path as LeRobot leaves it after embedding: the frame's file name within its episode
+    assert [c["path"] for c in cells[5:8]] == ["frame-000005.png", "frame-000000.png", "frame-000001.png"]
     # tasks.parquet: pandas index -> raw column __index_level_0__
     tasks = pq.read_table(ds_root / "meta/tasks.parquet")
+    assert tasks.schema.field("__index_level_0__").type == pa.string()  # not large_string (pandas 3's default)
     assert tasks.column("__index_level_0__").to_pylist() == ["task 0", "task 1"]
     assert tasks.column("task_index").to_pylist() == [0, 1]
     assert b"pandas" in tasks.schema.metadata
@@ -66,6 +69,12 @@ def test_parquet_column_types(ds_root):
     assert [(e["dataset_from_index"], e["dataset_to_index"]) for e in eps] == [(0, 6), (6, 15), (15, 22)]
     assert eps[1]["tasks"] == ["task 1"] and eps[1]["data/chunk_index"] == 0 and eps[1]["data/file_index"] == 0
     assert eps[1]["stats/action/max"] == [8.0, -1.0, 108.0]
+    # integer features keep int64 min / max (LeRobot); means are float
+    schema = pq.read_schema(ds_root / "meta/episodes/chunk-000/file-000.parquet")
+    for name in ("stats/scene.kind/min", "stats/scene.kind/max", "stats/frame_index/min", "stats/index/max"):
+        assert schema.field(name).type == pa.list_(pa.int64()), name
+    assert schema.field("stats/scene.kind/mean").type == pa.list_(pa.float64())
+    assert eps[1]["stats/scene.kind/min"] == [1, 1, -1, -1, -1]
 
 
 def test_read_back_frames_and_stats(ds_root):
@@ -92,6 +101,8 @@ def test_read_back_frames_and_stats(ds_root):
     np.testing.assert_allclose(st["std"], actions.std(0), rtol=1e-6)
     np.testing.assert_allclose(st["q50"], np.quantile(actions, 0.5, axis=0), rtol=1e-6)
     assert st["count"].tolist() == [22]
+    kind = ds.stats["scene.kind"]  # integer features: int64 min / max in stats.json too, as LeRobot writes
+    assert kind["min"].dtype == np.int64 and kind["max"].tolist() == [2, 1, -1, -1, -1]
     img = ds.stats["observation.image"]
     assert img["mean"].shape == (3, 1, 1) and 0 <= img["min"].min() and img["max"].max() <= 1
 
@@ -269,7 +280,10 @@ def test_video_feature_many_episodes_per_mp4(tmp_path):
     mp4s = sorted((root / "videos").rglob("*.mp4"))
     assert [str(p.relative_to(root)) for p in mp4s] == ["videos/observation.image/chunk-000/file-000.mp4"]
     ds = LeRobotDataset(root)
-    assert ds.features["observation.image"]["info"]["video.codec"] == pick_codec()
+    # the format's name, as LeRobot records it ("av1"), not the encoder's ("libsvtav1")
+    codec = ds.features["observation.image"]["info"]["video.codec"]
+    assert codec == {"libsvtav1": "av1", "libaom-av1": "av1", "librav1e": "av1", "libx264": "h264"}.get(pick_codec(), codec)
+    assert not codec.startswith("lib")
     assert ds.episodes[1]["videos/observation.image/from_timestamp"] == pytest.approx(0.6)
     assert ds.episodes[2]["videos/observation.image/from_timestamp"] == pytest.approx(1.5)
     indices = [0, 5, 6, 10, 14, 15, 21, 3]

@@ -114,6 +114,8 @@ def test_widget_drives_the_explorer(explorer):
 
     explorer.update(task="ExpressSorting", domain="lab", episode=0, step=3, belt_speed=None, instruction=None)
     ui = ExplorerWidget(explorer)
+    own = explorer.episode().motion
+    assert (ui.belt.value, ui.turntable.value) == pytest.approx((own[0], own[1]), abs=0.01)  # what the header says
     ui.belt.value = 0.22
     ui.what_if.value = True  # -> re-simulated with the belt at 0.22
     assert explorer.state.belt_speed == pytest.approx(0.22)

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.p
 
 
 def tiny(**kw) -> A1Config:
-    return A1Config.preset("ci", **kw)
+    """The ci model without the random image shift, so that two forward passes see the same pixels."""
+    return A1Config.preset("ci", **{"shift_augment": 0, **kw})
 
 
 def sharpened(model: A1Model, seed: int = 1, std: float = 0.15) -> A1Model:
@@ -59,10 +60,17 @@ def test_action_layout_flags_and_plot():
 
 # --- mask semantics on the real model ---------------------------------------------------------
 def _run(model, batch, x_t, t):
+    """[prefix, middle, suffix] outputs of ONE joint pass over the whole sequence (the mask alone
+    keeps information flowing forward), with the state inputs the prefix pass gives."""
     layout = model._layout(batch)
-    prefix = model.embed_prefix(batch["image"], batch["lang_tokens"])
-    outs, _ = model.run_experts(model._groups(batch, prefix, x_t, t), layout.att_2d()[:, None], layout.position_ids())
-    return outs  # [prefix, middle, suffix] outputs
+    pre = model.prefix_pass(batch["image"], batch["lang_tokens"], layout)
+    state_in = model.state_inputs(batch["state"], pre["logits"])
+    groups = [("und", model.embed_prefix(batch["image"], batch["lang_tokens"], batch["lang_mask"]))]
+    if model.config.has_generation_expert:
+        groups.append(("gen", model.embed_middle(batch["latent_hist"])))
+    groups.append(("act", model.action_embed(state_in, x_t, t)))
+    outs, _ = model.run_experts(groups, layout.att_2d()[:, None], layout.position_ids())
+    return outs
 
 
 def test_information_flows_only_forward():
@@ -126,7 +134,7 @@ def test_action_loss_reaches_all_three_experts():
     model(b)["action"].sum().backward()
     g = _grad_norms(model)
     for name in ("experts.und.layers.0.self_attn.k_proj.weight", "experts.gen.layers.0.self_attn.v_proj.weight",
-                 "experts.act.layers.0.mlp.down_proj.weight", "vision.patch_embed.weight", "text_embed.weight",
+                 "experts.act.layers.0.mlp.down_proj.weight", "vision.stem.0.0.weight", "text_embed.weight",
                  "history_embed.lift.weight", "action_embed.state_proj.weight"):
         assert g[name] > 0, f"no action-loss gradient in {name}"
     assert g["future_head.out.weight"] == 0 and g["lm_head.weight"] == 0
@@ -194,23 +202,19 @@ def test_kv_cache_matches_uncached_and_eager(generation):
     assert torch.allclose(cached, eager, atol=1e-5), (cached - eager).abs().max()
 
 
-def test_lean_context_cache_matches_run_experts():
-    """The lean prefix + middle pass (folded gains, stacked weights, RoPE as a matmul) gives the
-    same keys/values as the reference run_experts, layer by layer."""
+def test_two_passes_equal_one_joint_pass():
+    """Training runs the prefix alone (its query outputs ground "target" and "goal"), then the middle
+    and suffix on its KV cache; that equals one joint pass, because the prefix sees nothing after it."""
     c = tiny()
     model = sharpened(A1Model(c))
     b = random_batch(c, 2, seed=7)  # sample 0 padded
-    layout = model._layout(b)
-    n = layout.segments["middle"].stop
-    mask, pos = layout.att_2d()[:, None, :n, :n], layout.position_ids()[:, :n]
-    with torch.inference_mode():
-        groups = model._groups(b, model.embed_prefix(b["image"], b["lang_tokens"]))
-        _, ref = model.run_experts(groups, mask, pos)
-        float_mask = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
-        lean = model._lean_context_cache([x for _, x in groups], float_mask, pos, model._lean_weights())
-    assert len(lean) == len(ref) == c.num_layers
-    for (k1, v1), (k2, v2) in zip(lean, ref):
-        assert torch.allclose(k1, k2, atol=1e-5) and torch.allclose(v1, v2, atol=1e-5)
+    x_t, t = torch.randn(2, c.chunk_size, c.action_dim), torch.rand(2)
+    with torch.no_grad():
+        joint = _run(model, b, x_t, t)
+        layout = model._layout(b)
+        pre = model.prefix_pass(b["image"], b["lang_tokens"], layout)
+        outs, _ = model.rest_pass(b, layout, pre["cache"], model.state_inputs(b["state"], pre["logits"]), x_t, t)
+    assert torch.allclose(outs[-1], joint[-1], atol=1e-5) and torch.allclose(outs[0], joint[1], atol=1e-5)
 
 
 def test_lean_weights_follow_weight_updates():
@@ -290,7 +294,7 @@ def test_mismatched_config_fails_clearly(tmp_path):
     A1Model(tiny()).save_pretrained(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps(dict(cfg, act_hidden=48)))
-    with pytest.raises(ValueError, match=r"shape mismatch.*experts\.act"):
+    with pytest.raises(ValueError, match=r"shape mismatches \(\d+\).*action_embed\.state_proj"):
         A1Model.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(dict(cfg, generation="none")))
     with pytest.raises(ValueError, match=r"unexpected keys.*experts\.gen"):

@@ -1,6 +1,8 @@
 """Every notebook runs top to bottom with tiny parameters (papermill, from the notebooks folder)."""
 
 import json
+import subprocess
+import sys
 
 import papermill
 import pytest
@@ -12,8 +14,9 @@ NOTEBOOKS = ROOT / "notebooks"
 # notebook -> tiny parameters for CI
 TINY = {
     "00_tour.ipynb": {},
-    "01_simulator_and_data.ipynb": {"tasks": ["SortParts", "ExpressSorting"], "episodes_per_task": 1},
-    "02_understanding_expert.ipynb": {"episodes_per_task": 1, "train_steps": 5, "batch_size": 8},
+    "01_simulator_and_data.ipynb": {"tasks": ["SortParts", "ExpressSorting"], "episodes_per_task": 1,
+                                    "expert_check_episodes": 1},
+    "02_understanding_expert.ipynb": {"episodes_per_task": 1, "train_steps": 5, "batch_size": 8, "ground_steps": 5},
     "03_generation_expert.ipynb": {"tokenizer_dir": "no-such-dir", "tokenizer_steps": 5, "episodes_per_task": 1,
                                    "train_steps": 5, "batch_size": 8},
     "04_action_expert_flow_matching.ipynb": {"toy_steps": 100, "chunk_steps": 20},
@@ -23,7 +26,7 @@ TINY = {
                                    "histogram_draws": 2000},
     "07_finetune_and_evaluate.ipynb": {"pretrained": "no-such-dir", "data_root": "no-such-dir",
                                        "quick_pretrain_steps": 6, "finetune_steps": 6, "batch_size": 8,
-                                       "tasks": ["ZipBag", "PlaceMarkpen"], "episodes": 1},
+                                       "tasks": ["ZipBag", "PlaceMarkpen"], "episodes": 1, "shipped_episodes": 1},
     "08_ablations.ipynb": {"show_dvc_metrics": False},
     "09_imagined_futures.ipynb": {"interactive": False, "step": 5},
 }
@@ -38,12 +41,36 @@ def run_notebook(name: str, tmp_path, **parameters):
     return json.loads(out.read_text())
 
 
+def _committed_text(path) -> str:
+    """What `git add` stages for ``path`` (through the nbstripout filter of .gitattributes when
+    installed): a notebook opened in JupyterLab may hold outputs in the working copy, never in git."""
+    staged = subprocess.run(["git", "show", f":{path.relative_to(ROOT)}"], cwd=ROOT, capture_output=True, text=True)
+    return staged.stdout if staged.returncode == 0 else path.read_text()
+
+
+def test_notebook_outputs_are_stripped_on_git_add(tmp_path):
+    attributes = (ROOT / ".gitattributes").read_text()
+    assert "*.ipynb filter=nbstripout" in attributes
+    assert "nbstripout --install" in (ROOT / "scripts" / "setup.sh").read_text()
+    nb = json.loads((NOTEBOOKS / "00_tour.ipynb").read_text())
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hello\n"]}]
+    code["execution_count"] = 3
+    dirty = json.dumps(nb)
+    clean = subprocess.run([sys.executable, "-m", "nbstripout", "-t"], input=dirty, capture_output=True,
+                           text=True, check=True).stdout
+    stripped = next(c for c in json.loads(clean)["cells"] if c["cell_type"] == "code")
+    assert stripped["outputs"] == [] and stripped["execution_count"] is None
+    # the committed notebooks are already in the filter's form: installing it changes nothing in git status
+    assert clean == (NOTEBOOKS / "00_tour.ipynb").read_text()
+
+
 def test_every_notebook_has_a_tiny_run_and_is_committed_clean():
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
     missing = [n for n in names if n not in TINY and not n.startswith("10_")]
     assert not missing, f"notebooks without a test run: {missing}"
     for name in names:
-        nb = json.loads((NOTEBOOKS / name).read_text())
+        nb = json.loads(_committed_text(NOTEBOOKS / name))
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert any("parameters" in c["metadata"].get("tags", []) for c in code), f"{name}: no parameters cell"
         assert not any(c.get("outputs") or c.get("execution_count") for c in code), f"{name}: has outputs"

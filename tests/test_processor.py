@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -59,10 +60,15 @@ def test_batch_shapes_masks_and_contract(setup, processor):
     assert batch["has_action"].tolist() == [True, True, True, False]
     assert (batch["state"][3] == 0).all() and (batch["actions"][3] == 0).all() and batch["action_is_pad"][3].all()
     assert batch["source_id"].tolist() == [0, 0, 0, 2]
-    # scene QA: tokenised question / answer ending in EOS
-    assert batch["has_qa"].all()
-    n_ans = int(batch["qa_answer_mask"][0].sum())
-    assert batch["qa_answer_tokens"][0, n_ans - 1] == processor.eos_id
+    # scene QA: a share (config.qa_fraction, by a fixed hash of seed, source and frame) of the frames gets a
+    # tokenised question / answer ending in EOS; with qa_fraction=1 every frame does
+    every = A1Processor(dataclasses.replace(c, qa_fraction=1.0), setup.text_tokenizer, toy_normalizer(setup),
+                        setup.image_tokenizer, latents=setup.latents, qa_fn=toy_qa)(raw)
+    assert every["has_qa"].all()
+    assert (batch["has_qa"] <= every["has_qa"]).all() and batch["has_qa"].any()
+    i = int(batch["has_qa"].float().argmax())
+    n_ans = int(batch["qa_answer_mask"][i].sum())
+    assert batch["qa_answer_tokens"][i, n_ans - 1] == processor.eos_id
 
 
 def test_qa_is_deterministic_per_frame(setup, processor):

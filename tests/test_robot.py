@@ -188,7 +188,8 @@ def test_fuzzed_policy_outputs_never_leave_the_limits():
 
 
 def test_safety_layer_fuzzed_dicts_position_robot():
-    """A position-controlled arm (LeRobot style): clip, cap relative to the measured position, hold."""
+    """A position-controlled arm (LeRobot style): clip, cap relative to the measured position and the
+    last target, hold. The arm reaches each goal (plus encoder noise); sensor faults: test_safety_fuzz.py."""
 
     class Arm:
         action_features = {"shoulder.pos": float, "gripper.pos": float}
@@ -201,24 +202,29 @@ def test_safety_layer_fuzzed_dicts_position_robot():
     layer = SafetyLayer(Arm(), SafetyConfig(limits={"shoulder.pos": (-90, 90), "gripper.pos": (0, 100)},
                                             max_relative_target=5.0))
     bad = [np.nan, np.inf, -np.inf, "x", None, 1e300, -1e300]
+    pos = {"shoulder.pos": 10.0, "gripper.pos": 50.0}
     n = 0
     for _ in range(1000):
-        present = {"shoulder.pos": float(rng.uniform(-100, 100)), "gripper.pos": float(rng.uniform(-10, 110))}
+        present = {k: v + float(rng.normal(0, 0.3)) for k, v in pos.items()}
         action = {k: float(rng.normal(0, 200)) for k in present}
         if rng.random() < 0.3:
             action[rng.choice(list(present))] = bad[rng.integers(len(bad))]
         if rng.random() < 0.05:
             action.pop("gripper.pos")
-        held_before = layer.counters.held
+        held_before, last = layer.counters.held, dict(layer.last_sent)
         sent = layer.send(action, present)
         for k, v in sent.items():
             low, high = layer.limits[k]
             assert low <= v <= high
-            if layer.counters.held == held_before:  # not a hold: within the cap of the measured position
-                assert min(max(present[k] - 5.0, low), high) <= v <= max(min(present[k] + 5.0, high), low)
+            if layer.counters.held == held_before:  # not a hold: within the cap of the reading and last target
+                assert abs(v - present[k]) <= 5.0 + 1e-9 and abs(v - last.get(k, v)) <= 5.0 + 1e-9
+            else:
+                assert v == last[k]
+        pos.update(sent)
         n += 1
     assert n == 1000 and layer.counters.nonfinite > 200 and layer.counters.rate_limited > 500
-    # hold keeps the last safe target
+    assert layer.counters.sensor_faults == 0
+    # hold keeps the last safe target, whatever the reading says
     before = dict(layer.last_sent)
     assert layer.send({"shoulder.pos": np.nan, "gripper.pos": 1.0}, None) == before
 

@@ -1,6 +1,7 @@
 """The policy server: wire format, openpi-client compatibility, API key, robustness to bad
 clients, the CLI, and the control loop over the network."""
 
+import json
 import os
 import socket
 import subprocess
@@ -144,6 +145,74 @@ def test_remote_policy_reports_server_errors_and_reconnects(server):
     remote.close()
 
 
+# ------------------------------------------------------------------ metadata and error detail
+def test_metadata_is_enough_to_build_a_request():
+    from a1lib.serve.server import REQUIRED_METADATA
+
+    s = PolicyServer(RandomPolicy(action_dim=4, horizon=6),
+                     ServerConfig(port=0, image_shape=(32, 32, 3), state_dim=3)).start_in_thread()
+    try:
+        client = WebsocketClientPolicy("127.0.0.1", s.port)
+        meta = client.get_server_metadata()
+        assert set(REQUIRED_METADATA) <= set(meta), meta
+        assert meta["action_range"] == [-1.0, 1.0] and meta["camera_keys"] == [IMAGE, IMAGE_PAST]
+        assert meta["image_shape"] == [32, 32, 3] and meta["state_dim"] == 3
+        # a request built from the metadata alone is accepted; another size is refused
+        obs = {key: np.zeros(meta["image_shape"], np.uint8) for key in meta["camera_keys"]}
+        obs.update({STATE: np.zeros(meta["state_dim"], np.float32), TASK: "x"})
+        actions = client.infer(obs)["actions"]
+        assert actions.shape == (meta["horizon"], meta["action_dim"])
+        low, high = meta["action_range"]
+        assert actions.min() >= low and actions.max() <= high
+        reply, code = _bad_exchange(s.port, ours.packb(observation(size=64)))
+        assert "the policy expects (32, 32, 3)" in reply and code == 1011
+    finally:
+        s.stop()
+    # every key is there for any policy (None: not fixed), and the policy's own values win
+    bare = PolicyServer(type("P", (), {"infer": lambda self, obs: {"actions": np.zeros((1, 1))}})())
+    assert set(REQUIRED_METADATA) <= set(bare.metadata) and bare.metadata["image_shape"] is None
+
+    class Described(RandomPolicy):
+        def __init__(self):
+            super().__init__()
+            self.metadata = {**self.metadata, "image_shape": [64, 64, 3], "state_dim": 6}
+
+    assert PolicyServer(Described()).metadata["state_dim"] == 6
+    assert PolicyServer(Described(), ServerConfig(image_shape=(64, 64, 3))).metadata["image_shape"] == [64, 64, 3]
+    with pytest.raises(ValueError, match="state_dim=5 contradicts the policy's metadata state_dim=6"):
+        PolicyServer(Described(), ServerConfig(state_dim=5))
+
+
+def test_error_detail_defaults_to_one_line_beyond_loopback():
+    for host, want in (("127.0.0.1", "traceback"), ("localhost", "traceback"), ("::1", "traceback"),
+                       ("0.0.0.0", "message"), ("192.168.1.20", "message"), ("robot-pc.lan", "message")):
+        assert ServerConfig(host=host).resolved_error_detail() == want, host
+    assert ServerConfig(host="0.0.0.0", error_detail="traceback").resolved_error_detail() == "traceback"
+    with pytest.raises(ValueError, match="error_detail"):
+        PolicyServer(RandomPolicy(), ServerConfig(error_detail="everything"))
+    s = PolicyServer(RandomPolicy(), ServerConfig(port=0, error_detail="message")).start_in_thread()
+    try:
+        bad = observation()
+        del bad[STATE]
+        reply, code = _bad_exchange(s.port, ours.packb(bad))
+        assert code == 1011 and reply.startswith("ObservationError: observation lacks ['observation.state']")
+        assert "\n" not in reply and "Traceback" not in reply and ".py" not in reply
+        with pytest.raises(RemotePolicyError, match="ObservationError"):
+            RemotePolicy("127.0.0.1", s.port).infer({"task": "x"})
+    finally:
+        s.stop()
+
+
+def test_random_policy_declares_its_action_range():
+    p = RandomPolicy(action_dim=3, horizon=4, seed=1)
+    assert p.metadata["action_range"] == [-1.0, 1.0]
+    out = np.stack([p.infer({})["actions"] for _ in range(50)])
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    assert RandomPolicy(low=-0.5, high=0.5).metadata["action_range"] == [-0.5, 0.5]
+    with pytest.raises(ValueError, match="low <= high"):
+        RandomPolicy(low=1.0, high=-1.0)
+
+
 # ------------------------------------------------------------------ CLI and loading
 def test_checkpoint_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such directory"):
@@ -163,7 +232,8 @@ def _free_port():
 
 def test_a1_serve_command_serves_openpi_clients():
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "a1lib.cli", "serve", "--port", str(port), "--seed", "7"],
+    proc = subprocess.Popen([sys.executable, "-m", "a1lib.cli", "serve", "--port", str(port), "--policy", "random",
+                             "--seed", "7"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "A1_API_KEY": ""})
     try:
         remote = RemotePolicy("127.0.0.1", port, connect_timeout_s=30)
@@ -173,6 +243,14 @@ def test_a1_serve_command_serves_openpi_clients():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a1_serve_defaults_to_the_shipped_policy():
+    from a1lib.shipped import SHIPPED_DIR
+
+    policy = load_policy()  # what `a1 serve` without --checkpoint / --policy serves
+    assert type(policy).__name__ == "A1Policy" and policy.metadata["state_dim"] == 6
+    assert json.loads((SHIPPED_DIR / "config.json").read_text()) == json.loads(policy.config.to_json())
 
 
 # ------------------------------------------------------------------ over the network in the loop

@@ -67,3 +67,34 @@ def test_every_registered_command_module_imports_and_has_the_contract():
         module = importlib.import_module(module_name)
         command = getattr(module, attr) if attr else module
         assert callable(command.add_arguments) and callable(command.run), spec
+
+
+def test_cli_group_help_prints_the_group_and_usage_names_the_command():
+    top = subprocess.run([sys.executable, "-m", "a1lib.cli", "--help"], capture_output=True, text=True, check=True)
+    assert top.stdout.startswith("usage: a1 [-h] <command>")
+    from a1lib.cli import COMMANDS, GROUP_HELP
+
+    for group in GROUP_HELP:
+        out = subprocess.run([sys.executable, "-m", "a1lib.cli", group, "--help"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        for (g, name) in COMMANDS:
+            if g == group:
+                assert f"a1 {group} {name}" in out.stdout
+    wrong = subprocess.run([sys.executable, "-m", "a1lib.cli", "data", "fly"], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "unknown command 'fly'" in wrong.stderr
+
+
+def test_setup_installs_the_cpu_torch_build_unless_told_otherwise():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from torch_source import CPU_INDEX, torch_pip_args
+
+    laptop = torch_pip_args({}, "", has_nvidia_gpu=False)
+    assert laptop == ["--index-url", CPU_INDEX]  # a plain laptop: never PyPI's CUDA build
+    assert torch_pip_args({}, "", has_nvidia_gpu=True) == []  # a GPU box: PyPI's default (CUDA)
+    wheelhouse = "global.find-links='/opt/wheels'\n:env:.default-timeout='180'"
+    assert torch_pip_args({}, wheelhouse, has_nvidia_gpu=False) == []  # pip's own source wins (CI, mirrors)
+    assert torch_pip_args({"PIP_INDEX_URL": "http://mirror/simple"}, "", False) == []
+    assert torch_pip_args({}, ":env:.default-timeout='180'", False) == laptop  # unrelated config
+    assert torch_pip_args({"A1_TORCH_INDEX": "pypi"}, "", False) == []
+    assert torch_pip_args({"A1_TORCH_INDEX": "http://x/cu128"}, wheelhouse, True) == ["--index-url", "http://x/cu128"]
+    assert "torch_source.py" in (ROOT / "scripts" / "setup.sh").read_text()

@@ -80,8 +80,9 @@ def test_training_lowers_loss_and_exports_policy(setup, tmp_path):
     dm = A1DataModule(setup.datasets, proc, small_cfg())
     batch = A1Processor.collate([dm.train_set[i] for i in range(0, len(dm.train_set), 5)])
     before = fixed_loss(A1Model(setup.config), batch)
-    result = fit(setup.config, small_cfg(steps=25), setup.datasets, proc, tmp_path / "run", progress=False)
-    assert result.global_step == 25 and result.samples_per_s > 0
+    # 50 steps: the conv trunk and its grounding head make the early steps a little slower than patches
+    result = fit(setup.config, small_cfg(steps=50), setup.datasets, proc, tmp_path / "run", progress=False)
+    assert result.global_step == 50 and result.samples_per_s > 0
     policy = A1Policy.from_pretrained(result.policy_dir)
     after = fixed_loss(policy.model, batch)
     assert after < 0.7 * before, (before, after)
@@ -89,7 +90,7 @@ def test_training_lowers_loss_and_exports_policy(setup, tmp_path):
     for col in ("train/action/sim", "train/action/lab", "train/generation/human", "val/loss", "samples_per_s"):
         assert col in metrics
     assert "train/action/human" not in metrics  # human video never has an action loss
-    assert read_checkpoint(result.last_checkpoint)["global_step"] == 25
+    assert read_checkpoint(result.last_checkpoint)["global_step"] == 50
 
 
 def test_non_finite_loss_stops_and_keeps_last_good(setup, tmp_path):

@@ -31,12 +31,52 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
 }
 VISUAL_DTYPES = ("image", "video")
 NUMERIC_DTYPES = ("float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
-# Features whose values must be finite (NaN here would silently poison training).
-FINITE_KEYS = ("action", "observation.state")
+# Every float feature must be finite: NaN or inf in one value makes its stats (mean, std, min,
+# max) non-finite and silently poisons normalisation and training. Padding uses -1, never NaN.
+
+
+def must_be_finite(spec: dict[str, Any]) -> bool:
+    return str(spec["dtype"]).startswith("float")
 
 
 def is_visual(spec: dict[str, Any]) -> bool:
     return spec["dtype"] in VISUAL_DTYPES
+
+
+def check_spec(name: str, spec: Any) -> dict[str, Any]:
+    """A validated copy of one feature spec (shape as a list of ints), or a DatasetError saying why not."""
+    if not isinstance(spec, dict) or "dtype" not in spec or "shape" not in spec:
+        raise DatasetError(f"feature {name!r}: expected a dict with 'dtype' and 'shape', got {spec!r}")
+    dtype = spec["dtype"]
+    if dtype not in VISUAL_DTYPES and dtype not in NUMERIC_DTYPES:
+        raise DatasetError(f"feature {name!r}: unknown dtype {dtype!r}; use one of {VISUAL_DTYPES + NUMERIC_DTYPES}")
+    raw = spec["shape"]
+    is_list = isinstance(raw, (list, tuple))
+    if not is_list or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in raw):
+        raise DatasetError(f"feature {name!r}: shape must be a list of positive integers, got {raw!r}")
+    shape = [int(s) for s in raw]
+    if dtype in VISUAL_DTYPES and (len(shape) != 3 or shape[2] != 3):
+        raise DatasetError(f"feature {name!r}: {dtype} shape must be [height, width, 3], got {shape}")
+    if not 1 <= len(shape) <= 3:
+        raise DatasetError(f"feature {name!r}: shape must have 1 to 3 dims, got {shape}")
+    spec = copy.deepcopy(spec)
+    spec["shape"] = shape
+    return spec
+
+
+def check_features(features: Any) -> dict[str, dict[str, Any]]:
+    """The ``features`` block of a dataset on disk, validated: a mapping of valid specs that
+    includes the five default features with their LeRobot dtypes and shape [1]."""
+    if not isinstance(features, dict):
+        raise DatasetError(f"'features' must be a mapping of name -> spec, got {type(features).__name__}")
+    out = {str(name): check_spec(str(name), spec) for name, spec in features.items()}
+    for name, spec in DEFAULT_FEATURES.items():
+        if name not in out:
+            raise DatasetError(f"'features' lacks the default feature {name!r}")
+        if out[name]["dtype"] != spec["dtype"] or out[name]["shape"] != [1]:
+            got = f"{out[name]['dtype']} {out[name]['shape']}"
+            raise DatasetError(f"feature {name!r}: must be {spec['dtype']} of shape [1], got {got}")
+    return out
 
 
 def with_defaults(features: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -45,19 +85,8 @@ def with_defaults(features: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     for name, spec in features.items():
         if name in DEFAULT_FEATURES:
             continue  # the writer owns these
-        if not isinstance(spec, dict) or "dtype" not in spec or "shape" not in spec:
-            raise DatasetError(f"feature {name!r}: expected a dict with 'dtype' and 'shape', got {spec!r}")
-        dtype = spec["dtype"]
-        if dtype not in VISUAL_DTYPES and dtype not in NUMERIC_DTYPES:
-            raise DatasetError(f"feature {name!r}: unknown dtype {dtype!r}; use one of {VISUAL_DTYPES + NUMERIC_DTYPES}")
-        shape = [int(s) for s in spec["shape"]]
-        if dtype in VISUAL_DTYPES and (len(shape) != 3 or shape[2] != 3):
-            raise DatasetError(f"feature {name!r}: {dtype} shape must be [height, width, 3], got {shape}")
-        if not 1 <= len(shape) <= 3:
-            raise DatasetError(f"feature {name!r}: shape must have 1 to 3 dims, got {shape}")
-        spec = copy.deepcopy(spec)
-        spec["shape"] = shape
-        if dtype in VISUAL_DTYPES and spec.get("names") is None:
+        spec = check_spec(name, spec)
+        if spec["dtype"] in VISUAL_DTYPES and spec.get("names") is None:
             spec["names"] = ["height", "width", "channels"]
         spec.setdefault("names", None)
         out[name] = spec
@@ -107,6 +136,6 @@ def check_value(name: str, spec: dict[str, Any], value: Any) -> np.ndarray:
         if not same_kind or (arr.dtype.kind == "f" and want.kind in "iub"):
             raise DatasetError(f"feature {name!r}: expected dtype {want}, got {arr.dtype}")
         arr = arr.astype(want)
-    if name in FINITE_KEYS and not np.all(np.isfinite(arr)):
+    if must_be_finite(spec) and not np.all(np.isfinite(arr)):
         raise DatasetError(f"feature {name!r}: contains NaN or inf: {arr.tolist()}")
     return arr

@@ -48,6 +48,7 @@ class DataGenConfig:
     sim_episodes_per_task: int = 40
     lab_episodes_per_task: int = 8
     human_episodes_per_task: int = 15
+    dart_noise: float = 0.0  # > 0: DART demonstrations (noise on executed velocities, clean labels); sim and lab
     workers: int = 2
 
     def episodes_per_task(self, source: str) -> int:
@@ -93,8 +94,8 @@ def dataset_features(api: SimAPI, source: str, image_size: int) -> dict[str, dic
 
 def _record_job(job: tuple) -> dict[str, Any]:
     """Worker: one expert rollout -> plain dict of arrays (runs in a child process)."""
-    record, task, domain, seed, image_size = job
-    rec = record(task, domain, seed, image_size)
+    record, task, domain, seed, image_size, dart_noise = job
+    rec = record(task, domain, seed, image_size, dart_noise=dart_noise) if dart_noise > 0 else record(task, domain, seed, image_size)
     return {
         "success": bool(rec.success),
         "instruction": str(rec.instruction),
@@ -138,7 +139,8 @@ def generate_source(cfg: DataGenConfig, source: str, out: Path, api: SimAPI, poo
                         raise DatasetError(f"{source}/{task}: expert succeeded {kept} times in {next_index} seeds; giving up")
                     # One batch of exactly the missing count, consumed in index order: the kept
                     # seeds are the first n successes, whatever the number of workers.
-                    jobs = [(api.record, task, source, train_seed(source, task, j, cfg.seed), cfg.image_size)
+                    dart = cfg.dart_noise if source != "human" else 0.0
+                    jobs = [(api.record, task, source, train_seed(source, task, j, cfg.seed), cfg.image_size, dart)
                             for j in range(next_index, next_index + n_per_task - kept)]
                     next_index += len(jobs)
                     results = pool.imap(_record_job, jobs) if pool is not None else map(_record_job, jobs)

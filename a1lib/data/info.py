@@ -1,7 +1,10 @@
-"""``a1 data info PATH``: validate a dataset on disk and print a short summary.
+"""``a1 data info PATH [--deep]``: validate a dataset on disk and print a short summary.
 
-Loading through ``LeRobotDataset`` checks everything the reader checks (layout, version, columns
-against features, index ranges); a broken dataset prints the DatasetError and exits with 1.
+Loading through ``LeRobotDataset`` checks everything the reader checks (layout, version, feature
+specs, episodes and tasks tables, columns against features, finite float values, index ranges,
+the size of the first image per file); ``--deep`` also decodes every image and video frame, so a
+cut MP4 or a corrupt PNG is found before training starts. A broken dataset prints the
+DatasetError and exits with 1.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ def dir_size_mb(root: Path) -> float:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
 
 
-def summary(root: str | Path) -> str:
+def summary(root: str | Path, deep: bool = False) -> str:
     from a1lib.data.reader import LeRobotDataset
 
     ds = LeRobotDataset(root)
@@ -32,16 +35,22 @@ def summary(root: str | Path) -> str:
     lines.append("features")
     for key, spec in ds.features.items():
         lines.append(f"  {key:<24} {spec['dtype']:<8} {tuple(spec['shape'])}")
+    if deep:
+        lines.append(f"media     {ds.verify_media()} frames decoded ({', '.join(ds.camera_keys) or 'no cameras'})")
+    old = ds.root.with_name(ds.root.name + ".old")
+    if old.exists():
+        lines.append(f"note      {old} is left from an interrupted finalize; the dataset above is complete, delete it")
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="dataset root (the folder holding meta/info.json)")
+    parser.add_argument("--deep", action="store_true", help="also decode every image and video frame")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        print(summary(args.path))
+        print(summary(args.path, deep=getattr(args, "deep", False)))
     except DatasetError as e:
         print(f"error: {e}")
         return 1

@@ -33,12 +33,16 @@ from datasets.table import InMemoryTable
 from PIL import Image
 
 from a1lib.data.errors import DatasetError
-from a1lib.data.features import DEFAULT_FEATURES, hf_feature
+from a1lib.data.features import DEFAULT_FEATURES, check_features, hf_feature, must_be_finite
 from a1lib.data.stats import aggregate_stats, from_jsonable
 from a1lib.data.writer import INCOMPLETE_MARKER
 
 SUPPORTED_VERSIONS = ("v3.0", "v2.1")
 REQUIRED_INFO = ("codebase_version", "fps", "features", "total_episodes", "total_frames", "data_path")
+# Columns of meta/episodes/*.parquet the reader needs (plus videos/<key>/... per video feature).
+EPISODE_COLUMNS = ("episode_index", "length", "dataset_from_index", "dataset_to_index",
+                   "data/chunk_index", "data/file_index")
+VIDEO_EPISODE_COLUMNS = ("chunk_index", "file_index", "from_timestamp")
 
 
 def read_json(path: Path) -> Any:
@@ -50,59 +54,125 @@ def read_json(path: Path) -> Any:
         raise DatasetError(f"{path}: corrupt JSON ({e})") from e
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     if not path.exists():
         raise DatasetError(f"{path}: missing")
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path}:{n}: corrupt JSON line ({e})") from e
+            missing = [k for k in required if not isinstance(row, dict) or k not in row]
+            if missing:
+                raise DatasetError(f"{path}:{n}: missing field(s) {missing}")
+            rows.append(row)
     return rows
 
 
 def read_parquet(path: Path) -> pa.Table:
+    """Read one parquet file, synchronously.
+
+    Not ``pq.read_table``: that goes through ``pyarrow.dataset``, whose worker threads can drop the
+    last reference to the schema after the call returned. When the schema holds a Python extension
+    type (``datasets``' Array2D, e.g. ``scene.pose``) and the interpreter is already exiting (an
+    error raised right after loading), that destructor needs the GIL, the thread is cancelled
+    inside a ``noexcept`` frame and the process aborts: "terminate called without an active
+    exception", exit 134.
+    """
     if not path.exists():
         raise DatasetError(f"{path}: missing")
     try:
-        return pq.read_table(path)
+        with pq.ParquetFile(path) as f:
+            return f.read()
     except (pa.ArrowException, OSError) as e:
         raise DatasetError(f"{path}: corrupt parquet ({e})") from e
 
 
-def decode_image(cell: dict[str, Any] | None, root: Path, where: str) -> np.ndarray:
-    """A datasets.Image struct {bytes, path} -> uint8 (H, W, 3)."""
+def decode_image(cell: dict[str, Any] | None, root: Path, where: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A datasets.Image struct {bytes, path} -> uint8 (H, W, 3), checked against ``shape``."""
     if cell is None:
         raise DatasetError(f"{where}: image is null")
     data = cell.get("bytes")
     if data is None:
         if not cell.get("path"):
             raise DatasetError(f"{where}: image has neither bytes nor path")
+        if not (root / cell["path"]).is_file():
+            raise DatasetError(f"{where}: image has no bytes and its file {root / cell['path']} is missing")
         data = (root / cell["path"]).read_bytes()
     try:
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     except Exception as e:  # PIL raises many types for bad data
         raise DatasetError(f"{where}: cannot decode image ({e})") from e
+    if shape is not None and img.shape != tuple(shape):
+        raise DatasetError(f"{where}: image is {list(img.shape)}, meta/info.json declares {list(shape)}")
+    return img
+
+
+def image_size(cell: dict[str, Any] | None, where: str) -> tuple[int, int] | None:
+    """(height, width) from the image header alone (cheap), None when there are no bytes."""
+    if cell is None or cell.get("bytes") is None:
+        return None
+    try:
+        w, h = Image.open(io.BytesIO(cell["bytes"])).size
+    except Exception as e:  # PIL raises many types for bad data
+        raise DatasetError(f"{where}: cannot decode image ({e})") from e
+    return h, w
 
 
 def check_complete(root: Path) -> Path:
-    """The path of meta/info.json, or a DatasetError if ``root`` is not a finished dataset."""
-    tmp = root.with_name(root.name + ".tmp")
+    """The path of meta/info.json, or a DatasetError if ``root`` is not a finished dataset (with the
+    way out when the writer was interrupted)."""
+    tmp, old = root.with_name(root.name + ".tmp"), root.with_name(root.name + ".old")
     if not root.exists():
-        hint = f" ({tmp} exists: the generation was interrupted; run it again)" if tmp.exists() else ""
+        if tmp.exists() and not (tmp / INCOMPLETE_MARKER).exists() and (tmp / "meta" / "info.json").exists():
+            drop = f" and delete the previous one with `rm -r {old}`" if old.exists() else ""
+            hint = (f" ({tmp} is complete: finalize was interrupted while moving it into place; "
+                    f"recover with `mv {tmp} {root}`{drop})")
+        elif tmp.exists():
+            back = f", or restore the previous dataset with `mv {old} {root}`" if old.exists() else ""
+            hint = f" ({tmp} exists: the generation was interrupted; run it again{back})"
+        elif old.exists():
+            hint = f" ({old} holds the previous dataset: `mv {old} {root}` restores it)"
+        else:
+            hint = ""
         raise DatasetError(f"{root}: dataset directory does not exist{hint}")
-    if (root / INCOMPLETE_MARKER).exists() or root.name.endswith(".tmp"):
+    if (root / INCOMPLETE_MARKER).exists():
         raise DatasetError(f"{root}: incomplete dataset (still being written, or the writer was interrupted)")
+    if root.name.endswith(".tmp"):
+        final = root.with_name(root.name[: -len(".tmp")])
+        raise DatasetError(f"{root}: incomplete dataset (a writer's temporary directory; if it is complete, "
+                           f"finalize was interrupted: `mv {root} {final}`)")
     info = root / "meta" / "info.json"
     if not info.exists():
         raise DatasetError(f"{info}: missing: {root} is not a LeRobot dataset, or an incomplete one")
     return info
 
 
+def _count(info: dict[str, Any], key: str, path: Path, positive: bool = False) -> int:
+    """``info[key]`` as an int (an integral float such as 30.0 passes), else a DatasetError."""
+    v = info[key]
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+    if not ok or v < (1 if positive else 0):
+        kind = "a positive" if positive else "a non-negative"
+        raise DatasetError(f"{path}: {key} must be {kind} integer, got {v!r}")
+    return int(v)
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    """Index of the first frame (row) where ``mask`` (N, ...) is True anywhere."""
+    return int(np.argmax(mask.reshape(len(mask), -1).any(axis=1)))
+
+
 class LeRobotDataset:
-    """A LeRobot v3.0 / v2.1 dataset on disk, indexed by global frame index."""
+    """A LeRobot v3.0 / v2.1 dataset on disk, indexed by global frame index.
+
+    Loading checks everything but the pixels (``verify_media`` decodes those): info.json fields
+    and feature specs, the episodes and tasks tables, that every column has the declared type
+    and shape, that float features are finite, task indices, index ranges, and the size of the
+    first image of every data file. Every problem is a DatasetError naming the file.
+    """
 
     def __init__(self, root: str | Path, video_tolerance_s: float | None = None):
         self.root = Path(root)
@@ -116,48 +186,79 @@ class LeRobotDataset:
         self.version = self.info["codebase_version"]
         if self.version not in SUPPORTED_VERSIONS:
             raise DatasetError(f"{info_path}: codebase_version {self.version!r} is not supported (need one of {SUPPORTED_VERSIONS})")
-        self.fps = int(self.info["fps"])
-        self.features: dict[str, dict[str, Any]] = self.info["features"]
+        self.fps = _count(self.info, "fps", info_path, positive=True)
+        try:
+            self.features: dict[str, dict[str, Any]] = check_features(self.info["features"])
+        except DatasetError as e:
+            raise DatasetError(f"{info_path}: {e}") from None
         self.video_tolerance_s = video_tolerance_s if video_tolerance_s is not None else 0.4 / self.fps
         self.image_keys = [k for k, s in self.features.items() if s["dtype"] == "image"]
         self.video_keys = [k for k, s in self.features.items() if s["dtype"] == "video"]
         self.camera_keys = self.image_keys + self.video_keys
         self.numeric_keys = [k for k, s in self.features.items() if s["dtype"] not in ("image", "video")]
-        n_eps, n_frames = int(self.info["total_episodes"]), int(self.info["total_frames"])
+        for key in ("data_path", *(("video_path",) if self.video_keys else ())):
+            if not isinstance(self.info.get(key), str):
+                raise DatasetError(f"{info_path}: {key} must be a path template string, got {self.info.get(key)!r}")
+        self._check_video_info(info_path)
+        n_eps = _count(self.info, "total_episodes", info_path)
+        n_frames = _count(self.info, "total_frames", info_path)
 
         if self.version == "v3.0":
             self.tasks, self.episodes, tables, files = self._load_v30_meta(n_eps)
         else:
             self.tasks, self.episodes, tables, files = self._load_v21_meta(n_eps)
+        for key in self.video_keys:  # cheap: that the files exist (verify_media decodes them)
+            for path in dict.fromkeys(self._video_path(key, e) for e in self.episodes):
+                if not path.is_file():
+                    raise DatasetError(f"{path}: video file missing (feature {key!r})")
         table = self._check_columns(tables, files)
         if table.num_rows < n_frames:
             raise DatasetError(f"{self.root / 'data'}: {table.num_rows} frames on disk, meta/info.json says {n_frames}")
         table = table.slice(0, n_frames)  # rows past the commit point belong to an unfinished episode
+        self._file_starts = np.cumsum([0] + [t.num_rows for t in tables])[:-1]  # first row of each file
+        self._files = files
         self.hf = datasets.Dataset(InMemoryTable(table))
-        numeric = self.hf.with_format("numpy", columns=self.numeric_keys)[:] if n_frames else {}
-        self.columns: dict[str, np.ndarray] = {}
-        for key in self.numeric_keys:
-            shape = tuple(self.features[key]["shape"])
-            arr = np.asarray(numeric[key]) if n_frames else np.zeros((0, *shape))
-            self.columns[key] = arr if key in DEFAULT_FEATURES else arr.reshape(len(arr), *shape)
+        self.columns: dict[str, np.ndarray] = self._numeric_columns(n_frames)
         self._check_rows(n_frames)
         self.stats = self._load_stats()
 
     # ---------------------------------------------------------------- loading
+    def _path(self, template_key: str, **fields: Any) -> Path:
+        try:
+            return self.root / self.info[template_key].format(**fields)
+        except (KeyError, IndexError, ValueError) as e:
+            raise DatasetError(f"{self.root / 'meta/info.json'}: {template_key} {self.info[template_key]!r} "
+                               f"cannot be filled with {sorted(fields)} ({e!r})") from None
+
+    def _check_video_info(self, info_path: Path) -> None:
+        for key in self.video_keys:
+            vinfo = self.features[key].get("info") or {}
+            size = (vinfo.get("video.height"), vinfo.get("video.width"))
+            if None not in size and list(size) != self.features[key]["shape"][:2]:
+                raise DatasetError(f"{info_path}: feature {key!r} declares shape {self.features[key]['shape']} "
+                                   f"but its video info says {size[0]}x{size[1]}")
+
     def _load_v30_meta(self, n_eps: int):
         meta = self.root / "meta"
-        tasks_table = read_parquet(meta / "tasks.parquet")
+        tasks_path = meta / "tasks.parquet"
+        tasks_table = read_parquet(tasks_path)
+        if "task_index" not in tasks_table.column_names:
+            raise DatasetError(f"{tasks_path}: no task_index column")
         df = tasks_table.to_pandas()
-        if "task_index" not in df.columns:
-            raise DatasetError(f"{meta / 'tasks.parquet'}: no task_index column")
-        by_index = {int(i): str(t) for t, i in zip(df.index, df["task_index"])}
-        tasks = [by_index[i] for i in sorted(by_index)]
+        tasks = self._tasks_in_order(list(df["task_index"]), [str(t) for t in df.index], tasks_path)
         ep_files = sorted((meta / "episodes").glob("chunk-*/file-*.parquet"))
         if not ep_files:
             raise DatasetError(f"{meta / 'episodes'}: no episode metadata files")
+        required = list(EPISODE_COLUMNS) + [f"videos/{k}/{c}" for k in self.video_keys for c in VIDEO_EPISODE_COLUMNS]
         episodes = []
         for f in ep_files:
-            episodes += read_parquet(f).to_pylist()
+            t = read_parquet(f)
+            missing = [c for c in required if c not in t.column_names]
+            nulls = [c for c in required if c in t.column_names and t.column(c).null_count]
+            if missing or nulls:
+                raise DatasetError(f"{f}: " + "; ".join(
+                    ([f"missing column(s) {missing}"] if missing else []) + ([f"null values in {nulls}"] if nulls else [])))
+            episodes += t.to_pylist()
         episodes = sorted((e for e in episodes if e["episode_index"] < n_eps), key=lambda e: e["episode_index"])
         if [e["episode_index"] for e in episodes] != list(range(n_eps)):
             raise DatasetError(f"{meta / 'episodes'}: has episodes {[e['episode_index'] for e in episodes][:10]}..., meta/info.json says {n_eps}")
@@ -166,20 +267,35 @@ class LeRobotDataset:
             pos = (e["data/chunk_index"], e["data/file_index"])
             if pos not in seen:
                 seen.add(pos)
-                path = self.root / self.info["data_path"].format(chunk_index=pos[0], file_index=pos[1])
+                path = self._path("data_path", chunk_index=pos[0], file_index=pos[1])
                 tables.append(read_parquet(path))
                 files.append(path)
         return tasks, episodes, tables, files
 
+    @staticmethod
+    def _tasks_in_order(indices: list[Any], texts: list[str], path: Path) -> list[str]:
+        """Tasks as a list whose position is the task_index: indices must be exactly 0..n-1."""
+        try:
+            idx = [int(i) for i in indices]
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"{path}: task_index must be integers ({e})") from None
+        if sorted(idx) != list(range(len(idx))):
+            raise DatasetError(f"{path}: task_index must be 0..{len(idx) - 1}, each once; got {sorted(idx)[:20]}")
+        by_index = dict(zip(idx, texts))
+        return [by_index[i] for i in range(len(idx))]
+
     def _load_v21_meta(self, n_eps: int):
         meta = self.root / "meta"
-        task_rows = read_jsonl(meta / "tasks.jsonl")
-        tasks = [r["task"] for r in sorted(task_rows, key=lambda r: r["task_index"])]
-        rows = sorted(read_jsonl(meta / "episodes.jsonl"), key=lambda r: r["episode_index"])[:n_eps]
+        task_rows = read_jsonl(meta / "tasks.jsonl", required=("task_index", "task"))
+        tasks = self._tasks_in_order([r["task_index"] for r in task_rows], [str(r["task"]) for r in task_rows],
+                                     meta / "tasks.jsonl")
+        rows = read_jsonl(meta / "episodes.jsonl", required=("episode_index", "tasks", "length"))
+        rows = sorted(rows, key=lambda r: r["episode_index"])[:n_eps]
         if len(rows) != n_eps:
             raise DatasetError(f"{meta / 'episodes.jsonl'}: {len(rows)} episodes, meta/info.json says {n_eps}")
         stats_path = meta / "episodes_stats.jsonl"
-        ep_stats = {r["episode_index"]: r["stats"] for r in read_jsonl(stats_path)} if stats_path.exists() else {}
+        ep_stats = {r["episode_index"]: r["stats"] for r in read_jsonl(stats_path, required=("episode_index", "stats"))} \
+            if stats_path.exists() else {}
         chunks_size = int(self.info.get("chunks_size", 1000))
         episodes, tables, files, start = [], [], [], 0
         for r in rows:
@@ -189,20 +305,20 @@ class LeRobotDataset:
             for key in self.video_keys:
                 e[f"videos/{key}/from_timestamp"] = 0.0
                 e[f"videos/{key}/to_timestamp"] = r["length"] / self.fps
-                e[f"videos/{key}/path"] = self.info["video_path"].format(
-                    episode_chunk=ep // chunks_size, video_key=key, episode_index=ep)
+                e[f"videos/{key}/path"] = str(self._path("video_path", episode_chunk=ep // chunks_size, video_key=key,
+                                                         episode_index=ep).relative_to(self.root))
             for key, st in ep_stats.get(ep, {}).items():
                 for name, value in st.items():
                     e[f"stats/{key}/{name}"] = value
             episodes.append(e)
             start += r["length"]
-            path = self.root / self.info["data_path"].format(episode_chunk=ep // chunks_size, episode_index=ep)
+            path = self._path("data_path", episode_chunk=ep // chunks_size, episode_index=ep)
             tables.append(read_parquet(path))
             files.append(path)
         return tasks, episodes, tables, files
 
     def _check_columns(self, tables: list[pa.Table], files: list[Path]) -> pa.Table:
-        """Every declared feature is a column of the declared type (cast where lossless)."""
+        """Every declared feature is a column of the declared type and shape (cast where lossless)."""
         fixed = []
         for table, path in zip(tables, files):
             cols, names = [], []
@@ -213,13 +329,24 @@ class LeRobotDataset:
                     raise DatasetError(f"{path}: feature {key!r} of meta/info.json has no column (columns: {table.column_names})")
                 col = table.column(key)
                 want = datasets.Features({key: hf_feature(spec)}).arrow_schema.field(key).type
+                # Array2D/3D types compare equal whatever their shapes: compare the shapes themselves,
+                # or a [8, 3] column would be silently reshaped to a declared [3, 8].
+                stored = getattr(col.type, "shape", None)
+                if stored is not None and list(stored) != spec["shape"]:
+                    raise DatasetError(f"{path}: column {key!r} is stored with shape {list(stored)}, "
+                                       f"but meta/info.json declares {spec['shape']}")
                 if col.type != want:
                     try:
                         col = col.cast(want)
                     except (pa.ArrowException, ValueError) as e:
                         raise DatasetError(
                             f"{path}: column {key!r} has type {col.type}, but meta/info.json declares "
-                            f"dtype {spec['dtype']} shape {spec['shape']} ({e})") from e
+                            f"dtype {spec['dtype']} shape {spec['shape']} ({e})") from None
+                if spec["dtype"] == "image" and len(col):
+                    size = image_size(col[0].as_py(), f"{path} {key}[0]")
+                    if size is not None and list(size) != spec["shape"][:2]:
+                        raise DatasetError(f"{path}: column {key!r} holds {size[0]}x{size[1]} images, "
+                                           f"but meta/info.json declares {spec['shape']}")
                 cols.append(col)
                 names.append(key)
             fixed.append(pa.table(cols, names=names))
@@ -229,6 +356,33 @@ class LeRobotDataset:
         meta = {b"huggingface": json.dumps({"info": {"features": datasets.Features(
             {k: hf_feature(s) for k, s in self.features.items() if s["dtype"] != "video"}).to_dict()}}).encode()}
         return out.replace_schema_metadata(meta)
+
+    def file_of(self, i: int) -> Path:
+        """The data file that holds global frame ``i``."""
+        return self._files[int(np.searchsorted(self._file_starts, i, side="right")) - 1]
+
+    def _numeric_columns(self, n_frames: int) -> dict[str, np.ndarray]:
+        """Each numeric column as (N, *shape), checked: declared shape, finite floats."""
+        try:
+            numeric = self.hf.with_format("numpy", columns=self.numeric_keys)[:] if n_frames else {}
+        except (pa.ArrowException, ValueError, TypeError) as e:
+            raise DatasetError(f"{self.root / 'data'}: cannot read the numeric columns ({e})") from None
+        columns = {}
+        for key in self.numeric_keys:
+            spec = self.features[key]
+            shape = tuple(spec["shape"])
+            arr = np.asarray(numeric[key]) if n_frames else np.zeros((0, *shape))
+            stored = (n_frames,) if shape == (1,) else (n_frames, *shape)  # shape [1] is a scalar column
+            if arr.dtype == object or arr.shape != stored:
+                where = self.file_of(0) if n_frames else self.root / "data"
+                raise DatasetError(f"{where}: column {key!r} holds arrays of shape {list(arr.shape[1:])} "
+                                   f"(or ragged), meta/info.json declares {spec['shape']}")
+            if must_be_finite(spec) and not np.isfinite(arr).all():
+                i = _first_bad(~np.isfinite(arr))
+                raise DatasetError(f"{self.file_of(i)}: feature {key!r} has NaN or inf at frame {i} "
+                                   f"(episode {int(np.asarray(numeric['episode_index'])[i])}): {arr[i].tolist()}")
+            columns[key] = arr if key in DEFAULT_FEATURES else arr.reshape(n_frames, *shape)
+        return columns
 
     def _check_rows(self, n_frames: int) -> None:
         index = self.columns["index"]
@@ -241,6 +395,12 @@ class LeRobotDataset:
                 raise DatasetError(f"{self.root}: episode {e['episode_index']} rows {lo}:{hi} disagree with the episodes metadata")
         if self.episodes and self.episodes[-1]["dataset_to_index"] != n_frames:
             raise DatasetError(f"{self.root}: episodes cover {self.episodes[-1]['dataset_to_index']} frames, meta/info.json says {n_frames}")
+        task_index = self.columns["task_index"]
+        bad = (task_index < 0) | (task_index >= len(self.tasks))
+        if bad.any():
+            i = _first_bad(bad)
+            raise DatasetError(f"{self.file_of(i)}: task_index {int(task_index[i])} at frame {i} is not in "
+                               f"meta/tasks ({len(self.tasks)} tasks)")
 
     def _load_stats(self) -> dict[str, dict[str, np.ndarray]]:
         path = self.root / "meta" / "stats.json"
@@ -276,8 +436,10 @@ class LeRobotDataset:
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"frame index out of range 0..{len(self) - 1}: {idx.tolist()}")
         if self.features[key]["dtype"] == "image":
-            cells = self.hf.data.table.column(key).take(pa.array(idx)).to_pylist()
-            return np.stack([decode_image(c, self.root, f"{self.root} {key}[{i}]") for c, i in zip(cells, idx)])
+            column = self.hf.data.table.column(key)
+            cells = [column[int(i)].as_py() for i in idx]  # O(1) per row; take() copies the whole column
+            shape = tuple(self.features[key]["shape"])
+            return np.stack([decode_image(c, self.root, f"{self.file_of(i)} {key}[{i}]", shape) for c, i in zip(cells, idx)])
         return self._video_frames(key, idx)
 
     def _video_frames(self, key: str, idx: np.ndarray) -> np.ndarray:
@@ -289,17 +451,56 @@ class LeRobotDataset:
         for n, i in enumerate(idx):
             e = self.episodes[self.episode_of[i]]
             times[n] = float(e[f"videos/{key}/from_timestamp"]) + float(self.columns["timestamp"][i])
-            if f"videos/{key}/path" in e:
-                rel = e[f"videos/{key}/path"]
-            else:
-                rel = self.info["video_path"].format(
-                    video_key=key, chunk_index=e[f"videos/{key}/chunk_index"], file_index=e[f"videos/{key}/file_index"])
-            groups.setdefault(self.root / rel, []).append(n)
+            groups.setdefault(self._video_path(key, e), []).append(n)
+        shape = tuple(self.features[key]["shape"])
         for path, ns in groups.items():
             frames = decode_frames(path, times[ns].tolist(), self.video_tolerance_s)
+            if frames.shape[1:] != shape:
+                raise DatasetError(f"{path}: frames are {list(frames.shape[1:])}, meta/info.json declares {list(shape)}")
             for n, f in zip(ns, frames):
                 out[n] = f
         return np.stack(out)
+
+    def _video_path(self, key: str, e: dict[str, Any]) -> Path:
+        if f"videos/{key}/path" in e:  # v2.1
+            return self.root / e[f"videos/{key}/path"]
+        return self._path("video_path", video_key=key, chunk_index=e[f"videos/{key}/chunk_index"],
+                          file_index=e[f"videos/{key}/file_index"])
+
+    def verify_media(self, batch: int = 512) -> int:
+        """Decode every image and every video frame (``a1 data info --deep``): a corrupt PNG, a cut
+        MP4 or a frame of the wrong size raises DatasetError naming the file. Returns the number of
+        frames checked."""
+        from a1lib.data.video import scan_video
+
+        checked = 0
+        for key in self.image_keys:
+            shape, column = tuple(self.features[key]["shape"]), self.hf.data.table.column(key)
+            for lo in range(0, len(self), batch):
+                for i, cell in enumerate(column.slice(lo, batch).to_pylist(), lo):
+                    decode_image(cell, self.root, f"{self.file_of(i)} {key}[{i}]", shape)
+                checked += min(batch, len(self) - lo)
+        for key in self.video_keys:
+            shape, wanted = tuple(self.features[key]["shape"]), {}
+            for e in self.episodes:  # the time of every frame, per file
+                frames = self.episode_frames(e["episode_index"])
+                t = float(e[f"videos/{key}/from_timestamp"]) + self.columns["timestamp"][frames.start:frames.stop]
+                wanted.setdefault(self._video_path(key, e), []).append(t)
+            for path, times in wanted.items():
+                want = np.concatenate(times)
+                have = np.sort(scan_video(path, shape))
+                if len(have) == 0:
+                    raise DatasetError(f"{path}: no frames decoded")
+                pos = np.searchsorted(have, want)  # the nearest decoded frame is at pos - 1 or pos
+                before, after = have[np.clip(pos - 1, 0, len(have) - 1)], have[np.clip(pos, 0, len(have) - 1)]
+                err = np.minimum(np.abs(before - want), np.abs(after - want))
+                if np.any(err > self.video_tolerance_s):
+                    first = float(want[np.argmax(err > self.video_tolerance_s)])
+                    raise DatasetError(f"{path}: no frame within {self.video_tolerance_s:.4f} s of t={first:.3f} s "
+                                       f"({len(have)} frames decoded, last at {have[-1]:.3f} s): the file is cut or shorter "
+                                       "than its episodes table says")
+                checked += len(want)
+        return checked
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         i = int(i)

@@ -5,6 +5,8 @@ generated from one integer seed, so we split the seed space in two disjoint halv
 
     train seeds:  [0, 2**31)           train_seed(source, task, index, base_seed)
     eval seeds:   [2**31, 2**32)       eval_seed(task, index)
+    validation:   [2**31, 2**32)       validation_seed(task, index): for choosing how to evaluate
+                                       (e.g. the replan interval) without touching the eval seeds
 
 Within a half, a stable hash (BLAKE2b, not Python's salted ``hash``) of the names picks a start
 and ``index`` counts up from it, so consecutive indices of one (source, task, base_seed) give
@@ -37,3 +39,12 @@ def eval_seed(task: str, index: int) -> int:
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
     return HALF + (_stable_hash(f"eval/{task}") + index) % HALF
+
+
+def validation_seed(task: str, index: int) -> int:
+    """Seed of validation episode ``index`` of ``task``: held out from training like the eval seeds,
+    but a different block of them (a test checks the blocks do not meet), so that a choice made on
+    validation episodes (the replan interval) is never made on the episodes it is reported on."""
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
+    return HALF + (_stable_hash(f"validation/{task}") + index) % HALF

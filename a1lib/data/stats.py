@@ -22,11 +22,14 @@ MAX_IMAGE_FRAMES = 32  # frames sampled per episode for image stats
 
 
 def numeric_stats(values: np.ndarray) -> dict[str, np.ndarray]:
-    """values (N, *shape) -> stat name -> (*shape) float64 (count: (1,) int64)."""
-    x = np.asarray(values, dtype=np.float64)
+    """values (N, *shape) -> stat name -> (*shape) float64 (count: (1,) int64; min and max of an
+    integer feature stay int64, as LeRobot writes them)."""
+    raw = np.asarray(values)
+    x = raw.astype(np.float64)
+    ext = raw.astype(np.int64) if raw.dtype.kind in "iu" else x
     out = {
-        "min": x.min(axis=0),
-        "max": x.max(axis=0),
+        "min": ext.min(axis=0),
+        "max": ext.max(axis=0),
         "mean": x.mean(axis=0),
         "std": x.std(axis=0),
         "count": np.array([len(x)], dtype=np.int64),
@@ -61,9 +64,9 @@ def aggregate_stats(episode_stats: list[dict[str, np.ndarray]]) -> dict[str, np.
     wshape = (-1,) + (1,) * (means.ndim - 1)
     mean = (w.reshape(wshape) * means).sum(axis=0)
     var = (w.reshape(wshape) * (stds**2 + (means - mean) ** 2)).sum(axis=0)
-    out = {
-        "min": np.min(np.stack([np.asarray(s["min"], dtype=np.float64) for s in episode_stats]), axis=0),
-        "max": np.max(np.stack([np.asarray(s["max"], dtype=np.float64) for s in episode_stats]), axis=0),
+    out = {  # min / max keep their dtype (int64 for integer features)
+        "min": np.min(np.stack([np.asarray(s["min"]) for s in episode_stats]), axis=0),
+        "max": np.max(np.stack([np.asarray(s["max"]) for s in episode_stats]), axis=0),
         "mean": mean,
         "std": np.sqrt(var),
         "count": np.array([int(counts.sum())], dtype=np.int64),

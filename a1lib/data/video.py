@@ -58,6 +58,14 @@ class VideoEncoder:
         self.stream.options = opts
         self.frames_written = 0
 
+    @property
+    def codec_name(self) -> str:
+        """The format's name (``"av1"``, ``"h264"``), not the encoder's: what LeRobot records in
+        ``info.video.codec``."""
+        import av
+
+        return av.codec.Codec(self.codec, "w").canonical_name
+
     def add(self, frame: np.ndarray) -> None:
         import av
 
@@ -112,3 +120,28 @@ def decode_frames(path: str | Path, timestamps: list[float], tolerance: float) -
         bad = float(want[err.argmax()])
         raise DatasetError(f"{path}: no frame within {tolerance:.4f} s of t={bad:.4f} s (video shorter than its episodes table says?)")
     return np.stack([frames[i] for i in nearest])
+
+
+def scan_video(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """Decode every frame of ``path`` (``a1 data info --deep``) -> the frame times in seconds.
+
+    Raises DatasetError if the file is missing, cut or corrupt, or a frame is not ``shape``.
+    """
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: video file missing")
+    times = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                if (frame.height, frame.width) != tuple(shape[:2]):
+                    raise DatasetError(f"{path}: frame at t={float(frame.pts * stream.time_base):.3f} s is "
+                                       f"{frame.height}x{frame.width}, meta/info.json declares {list(shape)}")
+                frame.to_ndarray(format="rgb24")  # the pixels really decode
+                times.append(float(frame.pts * stream.time_base))
+    except (av.error.FFmpegError, IndexError) as e:
+        raise DatasetError(f"{path}: cannot decode video: {e}") from e
+    return np.asarray(times)

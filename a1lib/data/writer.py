@@ -52,6 +52,7 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 INCOMPLETE_MARKER = ".incomplete"  # present while a non-durable dataset is being written
+IMAGE_NAME = "frame-{frame_index:06d}.png"
 
 
 def encode_png(img: np.ndarray) -> bytes:
@@ -266,8 +267,9 @@ class LeRobotWriter:
         for key, spec in self.features.items():
             if spec["dtype"] == "video":
                 continue
-            if spec["dtype"] == "image":
-                pydict[key] = [{"bytes": encode_png(img), "path": None} for img in cols[key]]
+            if spec["dtype"] == "image":  # path as LeRobot leaves it after embedding the PNG files
+                pydict[key] = [{"bytes": encode_png(img), "path": IMAGE_NAME.format(frame_index=t)}
+                               for t, img in enumerate(cols[key])]
             elif list(spec["shape"]) == [1]:
                 pydict[key] = cols[key][:, 0].tolist()
             else:
@@ -298,7 +300,7 @@ class LeRobotWriter:
             enc = self.video_enc[key] = VideoEncoder(path, self.fps, h, w, self.video_codec)
             self.features[key].setdefault("info", {
                 "video.fps": self.fps, "video.height": h, "video.width": w, "video.channels": 3,
-                "video.codec": enc.codec, "video.pix_fmt": "yuv420p", "video.is_depth_map": False,
+                "video.codec": enc.codec_name, "video.pix_fmt": "yuv420p", "video.is_depth_map": False,
                 "has_audio": False,
             })
         start = enc.frames_written
@@ -345,7 +347,8 @@ class LeRobotWriter:
         episodes = pa.Table.from_pylist(self.episodes)
         atomic_write(d / EPISODES_PATH.format(chunk_index=0, file_index=0), lambda p: pq.write_table(episodes, p), fs)
         # Unnamed index, as LeRobot writes it: raw pyarrow sees the strings as `__index_level_0__`.
-        tasks = pd.DataFrame({"task_index": list(self.tasks.values())}, index=list(self.tasks))
+        # Object dtype keeps it `string` (pandas 3 would default to `large_string`).
+        tasks = pd.DataFrame({"task_index": list(self.tasks.values())}, index=pd.Index(list(self.tasks), dtype=object))
         atomic_write(d / "meta" / "tasks.parquet", lambda p: tasks.to_parquet(p), fs)
         atomic_write_json(d / "meta" / "stats.json", to_jsonable(self.dataset_stats()), fs)
         atomic_write_json(d / "meta" / "info.json", self.info(), fs)  # last: the commit point

@@ -278,18 +278,18 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
 # CLI: a1 ablation run | train
 # ---------------------------------------------------------------------------------------------
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", required=True, choices=sorted(VARIANTS))
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--variant", required=True, choices=sorted(VARIANTS), help="the ablation variant (VARIANTS)")
+    parser.add_argument("--params", default="params.yaml", help="params file; the preset's `ablation` section is the budget")
     parser.add_argument("--preset", default=None, help="preset (default: the file's `preset`)")
-    parser.add_argument("--data", default="data")
-    parser.add_argument("--latents", default="artifacts/latents")
-    parser.add_argument("--tokenizer", default="artifacts/tokenizer")
+    parser.add_argument("--data", default="data", help="the datasets (data/<source>)")
+    parser.add_argument("--latents", default="artifacts/latents", help="the latent cache (a1 tokenizer encode)")
+    parser.add_argument("--tokenizer", default="artifacts/tokenizer", help="the tokenizers (a1 tokenizer train)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(parser)
     parser.add_argument("--out", default=None, help="default: experiments/ablations/<variant>")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -307,9 +307,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(parser)
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True, help="the training seed")
     parser.add_argument("--out", required=True, help="this seed's run directory")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (seeds run side by side)")
 
 
 class TrainCommand:

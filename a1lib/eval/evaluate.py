@@ -70,13 +70,19 @@ def load_policy(spec: str, seed: int = 0, imagine: bool = True) -> Any:
         from a1lib.policy import RandomPolicy
 
         return RandomPolicy(seed=seed)
+    from a1lib.models.privileged import PrivilegedPolicy, is_privileged_policy
+
+    if is_privileged_policy(spec):
+        return PrivilegedPolicy.from_pretrained(spec)
     from a1lib.models.policy_a1 import A1Policy
 
     return A1Policy.from_pretrained(spec, imagine=imagine, seed=seed)
 
 
 def policy_image_size(spec: str, default: int) -> int:
-    if spec in REFERENCES:
+    from a1lib.models.privileged import is_privileged_policy
+
+    if spec in REFERENCES or is_privileged_policy(spec):
         return default
     cfg = json.loads((Path(spec) / "config.json").read_text())
     return int(cfg["image_size"])
@@ -86,12 +92,12 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
     import gymnasium as gym
 
     import a1lib.sim  # noqa: F401  (registers the envs)
-    from a1lib.data.seeds import eval_seed
+    from a1lib.data.seeds import eval_seed, validation_seed
     from a1lib.eval.gif import write_gif
     from a1lib.eval.rollout import run_episode
 
     spec, task, i = job["policy"], job["task"], job["episode"]
-    seed = eval_seed(task, i)
+    seed = (validation_seed if job.get("seed_set") == "validation" else eval_seed)(task, i)
     if spec == "random":
         policy = load_policy("random", seed=seed % 2**31)  # a fresh stream per episode
     else:
@@ -134,8 +140,13 @@ def summarise(results: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]
 
 def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str | Path | None = None,
              replan_every: int | None = None, workers: int = 2, env_kwargs: dict[str, Any] | None = None,
-             gifs_per_task: int = 1, image_size: int = 64, progress: bool = True) -> dict[str, Any]:
-    """Rows ``name -> policy spec`` ("expert", "random" or an A1Policy dir) on ``tasks`` x ``episodes``."""
+             gifs_per_task: int = 1, image_size: int = 64, progress: bool = True,
+             seed_set: str = "eval") -> dict[str, Any]:
+    """Rows ``name -> policy spec`` ("expert", "random", an A1Policy or a PrivilegedPolicy dir) on
+    ``tasks`` x ``episodes``. ``seed_set="validation"`` runs on the validation seeds instead of the
+    evaluation seeds (for choosing how to evaluate, e.g. the replan interval)."""
+    if seed_set not in ("eval", "validation"):
+        raise ValueError(f"seed_set must be 'eval' or 'validation', got {seed_set!r}")
     from a1lib.sim import TASKS
 
     unknown = [t for t in tasks if t not in TASKS]
@@ -155,19 +166,27 @@ def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str
             for i in range(episodes):
                 gif = out / "gifs" / f"{name}_{task}{tag}_ep{i}.gif" if out is not None and i < gifs_per_task else None
                 jobs.append({"name": name, "policy": spec, "task": task, "episode": i, "image_size": size,
-                             "env_kwargs": env_kwargs, "replan_every": replan_every, "gif": str(gif) if gif else None})
+                             "env_kwargs": env_kwargs, "replan_every": replan_every, "gif": str(gif) if gif else None,
+                             "seed_set": seed_set})
     t0 = time.time()
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(workers, initializer=_init_worker) as pool:
             results = list(tqdm(pool.imap(_run_job, jobs), total=len(jobs), desc="evaluate", unit="ep", disable=not progress))
-    else:
-        results = [_run_job(j) for j in tqdm(jobs, desc="evaluate", unit="ep", disable=not progress)]
+    else:  # one thread, as in a worker process: the same floats, so the same outcomes, whatever `workers`
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            results = [_run_job(j) for j in tqdm(jobs, desc="evaluate", unit="ep", disable=not progress)]
+        finally:
+            torch.set_num_threads(threads)
     for job, r in zip(jobs, results):
         r["name"] = job["name"]
     metrics = {
         "domain": DOMAIN, "tasks": list(tasks), "episodes_per_task": episodes, "replan_every": replan_every,
-        "env_kwargs": env_kwargs, "seeds": "a1lib.data.seeds.eval_seed(task, i), i < episodes_per_task",
+        "env_kwargs": env_kwargs, "seeds": f"a1lib.data.seeds.{seed_set}_seed(task, i), i < episodes_per_task",
         "ci": "95% Wilson score interval", "seconds": time.time() - t0,
         "rows": {name: {"policy": spec, **summarise([r for r in results if r["name"] == name], tasks)}
                  for name, spec in policies.items()},
@@ -209,6 +228,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default=None, help="A1Policy directory to evaluate (omit for references only)")
     parser.add_argument("--name", default="a1", help="row name of --policy (default: a1)")
     parser.add_argument("--reference", default="expert,random", help="reference rows: subset of expert,random ('' for none)")
+    parser.add_argument("--privileged", default=None,
+                        help="PrivilegedPolicy directory (a1 privileged): adds the privileged-state reference row")
+    parser.add_argument("--seed-set", default="eval", choices=("eval", "validation"),
+                        help="evaluation seeds (default) or the disjoint validation seeds")
+    parser.add_argument("--replan-sweep", default=None, nargs="?", const="params", metavar="N,N,...",
+                        help="evaluate once per replan interval (use with --seed-set validation) and write the "
+                             "sweep; without a value, the intervals and episodes of params `replan_sweep`")
     parser.add_argument("--tasks", default=None, help="comma-separated tasks (default: all ten)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per task (default: params eval.episodes or 10)")
     parser.add_argument("--replan-every", type=int, default=None, help="actions executed per chunk (default: params or the whole chunk)")
@@ -218,7 +244,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--turntable-speed", default=None, help="comma-separated turntable speeds: a speed sweep")
     parser.add_argument("--image-size", type=int, default=64, help="env image size for reference-only runs")
     parser.add_argument("--params", default="params.yaml", help="params file; its `eval` section gives defaults")
-    parser.add_argument("--preset", default=None)
+    parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
     parser.add_argument("--out", default="experiments/eval", help="writes OUT/metrics.json and OUT/gifs/")
 
 
@@ -231,6 +257,14 @@ class EvalConfig:
     replan_every: int | None = None  # actions executed per chunk; None = the whole chunk
     gifs_per_task: int = 1
     tasks: tuple[str, ...] | None = None  # None = all ten
+
+
+@dataclass
+class ReplanSweepConfig:
+    """The ``replan_sweep`` section of params.yaml: how eval.replan_every was chosen."""
+
+    intervals: tuple[int, ...] = (1, 2, 5, 10)
+    episodes: int = 10  # per task and interval, on the validation seeds
 
 
 def _eval_defaults(args: argparse.Namespace) -> EvalConfig:
@@ -255,10 +289,34 @@ def run(args: argparse.Namespace) -> int:
         if ref not in REFERENCES:
             raise ValueError(f"--reference: unknown {ref!r}; choose from {REFERENCES}")
         policies[ref] = ref
+    if args.privileged:
+        policies["privileged"] = args.privileged
     if not policies:
         raise ValueError("nothing to evaluate: give --policy and/or --reference")
     out = Path(args.out)
-    common = dict(replan_every=replan, workers=workers, gifs_per_task=gifs, image_size=args.image_size, out=out)
+    common = dict(replan_every=replan, workers=workers, gifs_per_task=gifs, image_size=args.image_size, out=out,
+                  seed_set=args.seed_set)
+    if args.replan_sweep:
+        if args.replan_sweep == "params":
+            from a1lib.params import load_section
+
+            sweep = load_section("replan_sweep", ReplanSweepConfig, path=args.params, preset=args.preset)
+            intervals, episodes = list(sweep.intervals), args.episodes or sweep.episodes
+        else:
+            intervals = [int(v) for v in args.replan_sweep.split(",")]
+        blocks = [evaluate(policies, tasks, episodes, **{**common, "replan_every": r, "gifs_per_task": 0})
+                  for r in intervals]
+        metrics = {"replan_sweep": {str(r): {name: row["overall"] for name, row in b["rows"].items()}
+                                    for r, b in zip(intervals, blocks)},
+                   "per_task": {str(r): {name: {t: v["successes"] for t, v in row["per_task"].items()}
+                                         for name, row in b["rows"].items()} for r, b in zip(intervals, blocks)},
+                   "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}
+        for r, b in zip(intervals, blocks):
+            print(f"replan every {r}: " + ", ".join(f"{n} {v['overall']['successes']}/{v['overall']['episodes']}"
+                                                    for n, v in b["rows"].items()))
+        write_json_atomic(out / "metrics.json", metrics)
+        print(f"wrote {out / 'metrics.json'}")
+        return 0
     speeds = {k: [float(v) for v in s.split(",")] for k, s in (("belt_speed", args.belt_speed),
                                                                 ("turntable_speed", args.turntable_speed)) if s}
     if speeds:

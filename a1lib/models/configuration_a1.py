@@ -9,6 +9,9 @@ The original InternVLA-A1 (3B) has three Qwen3 experts of 28 layers each: unders
   middle tokens) or ``"no_future_loss"`` (history tokens flow through the generation expert, but
   nothing is trained to predict the future).
 * ``lambda_und = 0`` switches the understanding (scene question answering) loss off.
+* ``vision`` picks the understanding expert's image encoder: ``"conv"`` (a small conv trunk with a
+  grounding head: a heat-map per name in ``grounding``, whose soft-argmax keypoints the action
+  expert reads) or ``"patch"`` (a ViT patch embedding, for comparison). See vision.py.
 
 Presets: ``A1Config.preset("ci" | "cpu" | "gpu", **overrides)``.
 """
@@ -20,14 +23,27 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from a1lib.sim.world import KIND_NAMES
+
 GENERATION_MODES = ("full", "none", "no_future_loss")
+VISION_MODES = ("conv", "patch")
+# What the grounding head learns to find: the gripper, the object being acted on, where it is to go,
+# and every object kind of the simulator (channel 3 + kind index; see processor.grounding_targets).
+GROUNDING_NAMES = ("gripper", "target", "goal") + tuple(KIND_NAMES)
 
 
 @dataclass
 class A1Config:
     # --- observation -------------------------------------------------------------------------
     image_size: int = 64  # square RGB images, (B, 3, image_size, image_size) in [0, 1]
-    patch_size: int = 16  # 64 / 16 -> 4x4 = 16 image tokens
+    vision: str = "conv"  # "conv" (conv trunk + grounding) | "patch" (ViT patch embedding)
+    patch_size: int = 16  # "patch": 64 / 16 -> 4x4 = 16 image tokens ("conv" is always 16x down)
+    conv_channels: tuple[int, int, int] = (32, 64, 128)  # conv trunk widths at 1/2, 1/4, 1/8 resolution
+    grounding: tuple[str, ...] = GROUNDING_NAMES  # heat-map names ("conv" only; () = no grounding head)
+    grounding_dim: int = 64  # width of the pixel features the heat-maps are read from
+    keypoints_in_state: bool = True  # the action expert's state token also reads the keypoints
+    state_to_actions: bool = True  # every action token also reads the state inputs (not only via attention)
+    shift_augment: int = 4  # training: random image shift of up to this many px (0 = off)
     vocab_size: int = 512  # text tokenizer vocabulary (a separate helper trains it)
     max_text_len: int = 16  # longest instruction / question / answer in tokens
     # --- the shared transformer geometry -------------------------------------------------------
@@ -50,6 +66,7 @@ class A1Config:
     latent_size: int = 8  # h = w of the latent
     gen_patch: int = 2  # 2x2 stride-2 conv: 8x8 -> 4x4 = 16 tokens per frame
     gen_lift_channels: int = 32  # width after the 1x1 lifting conv
+    future_residual: bool = True  # predict latent(t+delta) - latent(t): the future = now + imagined motion
     # --- action expert: flow matching --------------------------------------------------------
     state_dim: int = 8
     action_dim: int = 5
@@ -61,6 +78,8 @@ class A1Config:
     # --- losses --------------------------------------------------------------------------------
     lambda_gen: float = 0.01  # as the original
     lambda_und: float = 0.1  # 0 switches the understanding loss (and its pass) off
+    qa_fraction: float = 0.25  # share of each batch that also gets a QA pass (it costs a second und pass)
+    lambda_ground: float = 1.0  # grounding (where is each named thing) loss; needs vision="conv"
     # --- init ------------------------------------------------------------------------------------
     init_std: float = 0.02
     seed: int = 0  # parameter initialisation seed
@@ -69,8 +88,18 @@ class A1Config:
         errors = []
         if self.generation not in GENERATION_MODES:
             errors.append(f"generation={self.generation!r} not in {GENERATION_MODES}")
-        if self.image_size % self.patch_size:
+        if self.vision not in VISION_MODES:
+            errors.append(f"vision={self.vision!r} not in {VISION_MODES}")
+        if self.vision == "patch" and self.image_size % self.patch_size:
             errors.append(f"image_size {self.image_size} not divisible by patch_size {self.patch_size}")
+        if self.vision == "conv" and self.image_size % 16:
+            errors.append(f"image_size {self.image_size} not divisible by 16 (the conv trunk's stride)")
+        if self.vision == "conv" and (self.und_hidden % 8 or any(c % 8 for c in self.conv_channels)):
+            errors.append("conv trunk widths (conv_channels, und_hidden) must be multiples of 8 (GroupNorm)")
+        if self.vision == "patch" and self.grounding:
+            self.grounding = ()  # the patch embedding has no grounding head
+        if not 0.0 <= self.qa_fraction <= 1.0:
+            errors.append(f"qa_fraction must be in [0, 1], got {self.qa_fraction}")
         if self.latent_size % self.gen_patch:
             errors.append(f"latent_size {self.latent_size} not divisible by gen_patch {self.gen_patch}")
         if self.num_heads % self.num_kv_heads:
@@ -81,8 +110,10 @@ class A1Config:
                      "chunk_size", "num_inference_steps", "und_hidden", "act_hidden"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lambda_gen < 0 or self.lambda_und < 0:
-            errors.append("lambda_gen and lambda_und must be >= 0")
+        if self.lambda_gen < 0 or self.lambda_und < 0 or self.lambda_ground < 0:
+            errors.append("lambda_gen, lambda_und and lambda_ground must be >= 0")
+        self.conv_channels = tuple(int(c) for c in self.conv_channels)
+        self.grounding = tuple(str(g) for g in self.grounding)
         if errors:
             raise ValueError("A1Config: " + "; ".join(errors))
 
@@ -93,7 +124,19 @@ class A1Config:
 
     @property
     def num_image_tokens(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
+        stride = 16 if self.vision == "conv" else self.patch_size
+        return (self.image_size // stride) ** 2
+
+    @property
+    def num_grounding(self) -> int:
+        return len(self.grounding)
+
+
+    @property
+    def state_input_dim(self) -> int:
+        """Inputs of the state token: proprioception, then 3 numbers per grounding name (keypoint x, y
+        relative to the gripper's, presence) when ``keypoints_in_state``."""
+        return self.state_dim + (3 * self.num_grounding if self.keypoints_in_state else 0)
 
     @property
     def gen_tokens_per_frame(self) -> int:
@@ -137,6 +180,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         und_hidden=32, und_mlp=64, gen_hidden=32, gen_mlp=64, act_hidden=32, act_mlp=64,
         latent_channels=4, latent_size=4, gen_patch=2, gen_lift_channels=8,
         state_dim=8, action_dim=5, chunk_size=4, num_inference_steps=4,
+        conv_channels=(8, 16, 16), grounding_dim=8,
     ),
     # The workbench default: pretrains on 2 CPU cores (sized by bench/bench_model.py).
     "cpu": dict(),

@@ -57,10 +57,11 @@ def eager_experts(model: A1Model, groups: list[tuple[str, torch.Tensor]], allowe
 
 
 def _groups(model: A1Model, batch, x_t, t):
-    groups = [("und", torch.cat([model.vision(batch["image"]), model.text_embed(batch["lang_tokens"])], 1))]
+    tokens, logits = model.vision(batch["image"], batch["lang_tokens"], batch["lang_mask"])
+    groups = [("und", torch.cat([tokens, model.text_embed(batch["lang_tokens"])], 1))]
     if model.config.has_generation_expert:
         groups.append(("gen", model.history_embed(batch["latent_hist"])))
-    groups.append(("act", model.action_embed(batch["state"], x_t, t)))
+    groups.append(("act", model.action_embed(model.state_inputs(batch["state"], logits), x_t, t)))
     return groups
 
 
@@ -96,4 +97,4 @@ def eager_future_latent(model: A1Model, batch) -> torch.Tensor:
     x_t = torch.zeros(batch["image"].shape[0], model.config.chunk_size, model.config.action_dim)
     t = torch.ones(x_t.shape[0])
     outs = eager_experts(model, _groups(model, batch, x_t, t), layout.att_2d(), layout.position_ids())
-    return model.future_head(outs[1])
+    return model.predict_future(outs[1], batch["latent_hist"])

@@ -60,6 +60,7 @@ class ImageTokenizerConfig:
     batch_size: int = 32
     lr: float = 1e-3  # peak AdamW lr; linear warmup then cosine decay to 10%
     kl_weight: float = 1e-4  # weight of the per-element KL(posterior || N(0, 1))
+    object_weight: float = 4.0  # reconstruction weight of object pixels is 1 + this (objects are few pixels)
     seed: int = 0
     heldout_fraction: float = 0.1  # fraction of EPISODES held out for PSNR
     max_eval_frames: int = 512  # cap on frames used for PSNR / latent statistics
@@ -127,10 +128,33 @@ def images_to_tensor(images: Any) -> torch.Tensor:
     return x.float()
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean over images of the per-image PSNR in dB, images in [0, 1] (N, 3, H, W)."""
-    mse = ((a.float() - b.float()) ** 2).flatten(1).mean(1).clamp_min(1e-10)  # (N,)
-    return float((10.0 * torch.log10(1.0 / mse)).mean())
+def object_masks(pose: np.ndarray, kind: np.ndarray, camera: np.ndarray | None, size: int,
+                 radius_px: float = 4.0) -> np.ndarray:
+    """(N, size, size) bool: discs of ``radius_px`` around every object centre (scene.pose (N, K, 3),
+    scene.kind (N, K) with -1 = empty slot, scene.camera (N, 2) table-unit offsets or None). The
+    pixels where the small things a policy needs are: the reconstruction loss weights them up and
+    the object PSNR is measured on them."""
+    pose = np.asarray(pose, np.float32)
+    cam = np.zeros((len(pose), 2), np.float32) if camera is None else np.asarray(camera, np.float32)
+    centres = (pose[:, :, :2] + cam[:, None, :]) * size  # (N, K, 2) continuous pixel coordinates
+    grid = np.arange(size, dtype=np.float32) + 0.5
+    dx = grid[None, None, None, :] - centres[:, :, 0, None, None]  # (N, K, 1, W)
+    dy = grid[None, None, :, None] - centres[:, :, 1, None, None]  # (N, K, H, 1)
+    inside = dx * dx + dy * dy <= radius_px * radius_px  # (N, K, H, W)
+    return (inside & (np.asarray(kind) >= 0)[:, :, None, None]).any(1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Mean over images of the per-image PSNR in dB, images in [0, 1] (N, 3, H, W); with ``mask``
+    (N, H, W) bool, over the masked pixels only (images without any are skipped)."""
+    err = ((a.float() - b.float()) ** 2).mean(1)  # (N, H, W)
+    if mask is None:
+        mse = err.flatten(1).mean(1)
+    else:
+        m = mask.float()
+        keep = m.flatten(1).sum(1) > 0
+        mse = ((err * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1))[keep]
+    return float((10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean())
 
 
 class ImageTokenizer:
@@ -306,13 +330,15 @@ def split_heldout(
 
 
 def train_image_tokenizer(
-    frames: np.ndarray, cfg: ImageTokenizerConfig, episode_index: np.ndarray | None = None
+    frames: np.ndarray, cfg: ImageTokenizerConfig, episode_index: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
 ) -> tuple[ImageTokenizer, dict[str, Any]]:
     """Train the VAE on uint8 frames (N, H, W, 3); returns the frozen tokenizer and its metrics.
 
     ``episode_index`` (N,) groups frames by episode so that the held-out PSNR is measured on
     whole unseen episodes (frames inside one episode are near duplicates). Without it every frame
-    is its own group.
+    is its own group. ``masks`` (N, H, W) bool marks object pixels (``object_masks``): their
+    reconstruction error weighs 1 + ``cfg.object_weight``, and the PSNR on them is reported.
     """
     cfg.validate()
     frames = np.asarray(frames)
@@ -330,11 +356,11 @@ def train_image_tokenizer(
     eval_held = held_idx if len(held_idx) <= cfg.max_eval_frames else np.sort(rng.choice(held_idx, cfg.max_eval_frames, replace=False))
     eval_train = train_idx if len(train_idx) <= cfg.max_eval_frames else np.sort(rng.choice(train_idx, cfg.max_eval_frames, replace=False))
 
-    def reconstruction_psnr(idx: np.ndarray) -> float | None:
-        if len(idx) == 0:
+    def reconstruction_psnr(idx: np.ndarray, objects: bool = False) -> float | None:
+        if len(idx) == 0 or (objects and masks is None):
             return None
         x = images_to_tensor(frames[idx])
-        return psnr(tok.decode(tok.encode(x)), x)
+        return psnr(tok.decode(tok.encode(x)), x, torch.from_numpy(masks[idx]) if objects else None)
 
     psnr_untrained = reconstruction_psnr(eval_held)
 
@@ -358,7 +384,11 @@ def train_image_tokenizer(
         posterior = vae.encode(x).latent_dist
         z = posterior.sample(generator=gen)  # (B, C, h, w)
         recon = vae.decode(z).sample  # (B, 3, H, W)
-        rec = ((recon - x) ** 2).mean()
+        if masks is None:
+            rec = ((recon - x) ** 2).mean()
+        else:  # object pixels count 1 + object_weight times: small things are not averaged away
+            w = 1.0 + cfg.object_weight * torch.from_numpy(masks[train_idx[pick]]).to(cfg.device, x.dtype)[:, None]
+            rec = (((recon - x) ** 2) * w).mean() / w.mean()
         kl = 0.5 * (posterior.mean**2 + posterior.var - 1.0 - posterior.logvar).mean()
         loss = rec + cfg.kl_weight * kl
         for group in opt.param_groups:
@@ -383,6 +413,7 @@ def train_image_tokenizer(
     metrics = {
         "psnr_heldout_db": reconstruction_psnr(eval_held),
         "psnr_heldout_untrained_db": psnr_untrained,
+        "psnr_objects_heldout_db": reconstruction_psnr(eval_held, objects=True),
         "psnr_train_db": reconstruction_psnr(eval_train),
         "train_seconds": train_seconds,
         "train_steps": cfg.train_steps,

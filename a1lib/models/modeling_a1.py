@@ -50,8 +50,10 @@ from transformers.models.qwen3.modeling_qwen3 import (
 from a1lib.models import flow_matching as fm
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.token_layout import action_layout, understanding_layout
+from a1lib.models.vision import grounding_loss, keypoints, make_vision, random_shift
 
 CONFIG_NAME = "config.json"
+KEYPOINT_SCALE = 4.0  # keypoint offsets (fractions of the image) x 4: O(1) inputs for the state token
 WEIGHTS_NAME = "model.safetensors"
 
 KVCache = list  # per layer: (key, value), each (B, num_kv_heads, N_cached, head_dim), after RoPE
@@ -137,23 +139,6 @@ class Expert(nn.Module):
         self.norm = Qwen3RMSNorm(hidden, eps=config.rms_norm_eps)
 
 
-class VisionEncoder(nn.Module):
-    """Image (B, 3, H, W) in [0, 1] -> (B, n_patches, und_hidden): patch embedding (a conv with
-    stride = kernel = patch), learned 2D positions, then a 2-layer MLP projector (as VLMs do)."""
-
-    def __init__(self, config: A1Config):
-        super().__init__()
-        width = config.und_hidden
-        self.patch_embed = nn.Conv2d(3, width, config.patch_size, stride=config.patch_size)
-        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_image_tokens, width))
-        self.projector = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, config.und_hidden))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(image * 2.0 - 1.0)  # (B, W, H/p, W/p), pixels centred on 0
-        x = x.flatten(2).transpose(1, 2) + self.pos_embed  # (B, n_patches, W)
-        return self.projector(x)
-
-
 class HistoryEmbed(nn.Module):
     """Latents of frames t-delta and t (B, 2, C, h, w) -> middle tokens (B, 2 * (h/p)^2, gen_hidden).
     A 1x1 conv lifts the channels, a p x p stride-p conv cuts the grid into tokens (the original:
@@ -174,7 +159,9 @@ class HistoryEmbed(nn.Module):
 
 class FuturePredictionHead(nn.Module):
     """Generation-expert outputs (B, 2n, D) -> predicted latent of frame t+delta (B, C, h, w):
-    average over the two frames, transposed conv back to the latent grid, LayerNorm + Linear."""
+    average over the two frames, transposed conv back to the latent grid, LayerNorm + Linear.
+    With ``future_residual`` the model adds this to the latent of frame t (A1Model.predict_future):
+    most of a frame does not move in half a second, so the expert only has to imagine the change."""
 
     def __init__(self, config: A1Config):
         super().__init__()
@@ -193,17 +180,24 @@ class FuturePredictionHead(nn.Module):
 
 
 class ActionEmbed(nn.Module):
-    """State (B, S) -> 1 state token; noisy actions (B, H, A) and time (B,) -> H action tokens:
-    [action embedding, sinusoidal time embedding] -> Linear -> SiLU -> Linear (pi0)."""
+    """State inputs (B, state_input_dim) -> 1 state token; noisy actions (B, H, A) and time (B,) -> H
+    action tokens: [action embedding, sinusoidal time embedding] -> Linear -> SiLU -> Linear (pi0),
+    with the state inputs added inside that MLP (``state_to_actions``). WHY: the state inputs hold
+    the grounding keypoints, and each action's velocity is nearly a function of them (where the
+    target is from the gripper); through the state token alone they reach the action tokens only by
+    attention, which learned far more slowly at our budget (as Diffusion Policy conditions every
+    denoising step on the observation features)."""
 
     def __init__(self, config: A1Config):
         super().__init__()
         d = config.act_hidden
         self.config = config
-        self.state_proj = nn.Linear(config.state_dim, d)
+        self.state_proj = nn.Linear(config.state_input_dim, d)
         self.action_in = nn.Linear(config.action_dim, d)
         self.time_mlp_in = nn.Linear(2 * d, d)
         self.time_mlp_out = nn.Linear(d, d)
+        if config.state_to_actions:
+            self.state_to_actions = nn.Linear(config.state_input_dim, d, bias=False)
 
     def forward(self, state: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -211,7 +205,10 @@ class ActionEmbed(nn.Module):
         temb = fm.sinusoidal_embedding(t, c.act_hidden, c.time_min_period, c.time_max_period)  # (B, d)
         a = self.action_in(x_t)  # (B, H, d)
         a = torch.cat([a, temb[:, None, :].to(a.dtype).expand(-1, H, -1)], dim=-1)  # (B, H, 2d)
-        a = self.time_mlp_out(F.silu(self.time_mlp_in(a)))  # (B, H, d)
+        h = self.time_mlp_in(a)  # (B, H, d)
+        if c.state_to_actions:
+            h = h + self.state_to_actions(state)[:, None, :]
+        a = self.time_mlp_out(F.silu(h))  # (B, H, d)
         return torch.cat([self.state_proj(state)[:, None, :], a], dim=1)  # (B, 1 + H, d)
 
 
@@ -231,7 +228,7 @@ class A1Model(nn.Module):
             self.experts["act"] = Expert(config, config.act_hidden, config.act_mlp)
             self.rotary = Qwen3RotaryEmbedding(qwen3_config(config, config.und_hidden, config.und_mlp))
             # understanding expert: vision path, text embeddings, language-model head
-            self.vision = VisionEncoder(config)
+            self.vision = make_vision(config)
             self.text_embed = nn.Embedding(config.vocab_size, config.und_hidden)
             self.answer_start = nn.Parameter(torch.zeros(1, 1, config.und_hidden))
             self.lm_head = nn.Linear(config.und_hidden, config.vocab_size, bias=False)
@@ -310,20 +307,51 @@ class A1Model(nn.Module):
     # ------------------------------------------------------------------------------------------
     # Embeddings
     # ------------------------------------------------------------------------------------------
-    def embed_prefix(self, image: torch.Tensor, lang_tokens: torch.Tensor) -> torch.Tensor:
-        """(B, n_img + L, und_hidden): image patches, then instruction tokens."""
-        return torch.cat([self.vision(image), self.text_embed(lang_tokens)], dim=1)
+    def embed_prefix(self, image: torch.Tensor, lang_tokens: torch.Tensor, lang_mask: torch.Tensor) -> torch.Tensor:
+        """(B, n_img + L, und_hidden): image tokens, then instruction tokens."""
+        return torch.cat([self.vision(image, lang_tokens, lang_mask)[0], self.text_embed(lang_tokens)], dim=1)
+
+    def prefix_pass(self, image: torch.Tensor, lang_tokens: torch.Tensor, layout) -> dict[str, Any]:
+        """The understanding expert alone over the prefix (it sees nothing after it, so this is exact,
+        and it is what the KV cache holds): {"cache": per-layer (key, value) of the prefix, "logits":
+        grounding heat-maps (B, G, h, w) or None, "image_tokens": (B, n_img, und_hidden)}."""
+        lang_mask = layout.pad_masks[:, layout.segments["text"]]
+        image_tokens, logits = self.vision(image, lang_tokens, lang_mask)
+        prefix = torch.cat([image_tokens, self.text_embed(lang_tokens)], dim=1)
+        n = layout.segments["prefix"].stop
+        _, cache = self.run_experts([("und", prefix)], layout.att_2d()[:, None, :n, :n], layout.position_ids()[:, :n])
+        return {"cache": cache, "logits": logits, "image_tokens": image_tokens}
+
+    def state_inputs(self, state: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+        """What the state token reads: proprioception (B, S), then per grounding name its keypoint
+        relative to the gripper's (the gripper's own: absolute), x KEYPOINT_SCALE, and its presence.
+        Relative positions are what the actions depend on, and a shifted camera does not change them."""
+        if not self.config.keypoints_in_state or logits is None:
+            return state
+        kp, presence = keypoints(logits)  # (B, G, 2), (B, G)
+        rel = torch.cat([kp[:, :1], kp[:, 1:] - kp[:, :1]], 1) * KEYPOINT_SCALE
+        return torch.cat([state, rel.flatten(1), presence], -1)
 
     def embed_middle(self, latent_hist: torch.Tensor) -> torch.Tensor:
         return self.history_embed(latent_hist)  # (B, 2n, gen_hidden)
 
-    def _groups(self, batch, prefix, x_t=None, t=None):
-        groups = [("und", prefix)]
+    def predict_future(self, gen_out: torch.Tensor, latent_hist: torch.Tensor) -> torch.Tensor:
+        """Generation-expert outputs -> the predicted latent of frame t+delta (B, C, h, w)."""
+        delta = self.future_head(gen_out)
+        return latent_hist[:, 1] + delta if self.config.future_residual else delta
+
+    def rest_pass(self, batch, layout, cache, state_in=None, x_t=None, t=None, upto: str = "suffix"):
+        """Middle (generation expert) and, with ``x_t``, the suffix (action expert) after the prefix,
+        reading its KV ``cache``. Returns ([outputs per group: gen?, act?], cache incl. these tokens)."""
+        groups = []
         if self.config.has_generation_expert:
             groups.append(("gen", self.embed_middle(batch["latent_hist"])))
         if x_t is not None:
-            groups.append(("act", self.action_embed(batch["state"], x_t, t)))
-        return groups
+            groups.append(("act", self.action_embed(state_in, x_t, t)))
+        n0, n1 = layout.segments["prefix"].stop, layout.segments[upto].stop
+        if not groups:
+            return [], cache
+        return self.run_experts(groups, layout.att_2d()[:, None, n0:n1, :n1], layout.position_ids()[:, n0:n1], past=cache)
 
     def _layout(self, batch):
         c = self.config
@@ -352,12 +380,16 @@ class A1Model(nn.Module):
             time = fm.sample_time(B, c.time_beta_alpha, generator=generator, device=dev).to(actions.dtype)
         x_t, u_target = fm.interpolate(actions, noise, time)
 
-        # --- the action pass: prefix, middle, suffix through all experts at once --------------
-        image_tokens = self.vision(batch["image"])  # reused by the understanding pass
-        prefix = torch.cat([image_tokens, self.text_embed(batch["lang_tokens"])], dim=1)
+        # --- the action pass: the prefix first (its grounding feeds the state token), then the middle
+        # and suffix reading its KV cache; the mask makes this the same as one joint pass ----------
+        image, points = batch["image"], batch.get("ground_points")
+        if self.training and c.shift_augment > 0:
+            image, points = random_shift(image, points, c.shift_augment, generator)
         layout = self._layout(batch)
-        mask = layout.att_2d()[:, None]  # (B, 1, N, N)
-        outs, _ = self.run_experts(self._groups(batch, prefix, x_t, time), mask, layout.position_ids())
+        pre = self.prefix_pass(image, batch["lang_tokens"], layout)
+        ground_logits, image_tokens = pre["logits"], pre["image_tokens"]
+        state_in = self.state_inputs(batch["state"], ground_logits)
+        outs, _ = self.rest_pass(batch, layout, pre["cache"], state_in, x_t, time)
 
         v = self.action_out(outs[-1][:, 1:])  # (B, H, A): skip the state token
         valid = (~action_is_pad.bool()).to(v.dtype)[:, :, None]  # (B, H, 1)
@@ -366,9 +398,15 @@ class A1Model(nn.Module):
 
         loss_gen = torch.zeros(B, device=dev, dtype=v.dtype)
         if c.generation == "full":
-            pred = self.future_head(outs[1])  # (B, C, h, w)
+            pred = self.predict_future(outs[0], batch["latent_hist"])  # (B, C, h, w)
             mse = ((pred - batch["latent_future"]) ** 2).mean((1, 2, 3))
             loss_gen = torch.where(has_future, mse, loss_gen)
+
+        loss_ground = torch.zeros(B, device=dev, dtype=v.dtype)
+        has_ground = torch.zeros(B, dtype=torch.bool, device=dev)
+        if ground_logits is not None and ground_logits.requires_grad and c.lambda_ground > 0 and points is not None:
+            has_ground = batch["ground_valid"].flatten(1).any(1)
+            loss_ground = torch.where(has_ground, grounding_loss(ground_logits, points, batch["ground_valid"]), loss_ground)
 
         loss_und = torch.zeros(B, device=dev, dtype=v.dtype)
         has_qa = torch.zeros(B, dtype=torch.bool, device=dev)
@@ -393,7 +431,10 @@ class A1Model(nn.Module):
             total = total + c.lambda_gen * mean_over(loss_gen, has_future)
         if c.lambda_und > 0:
             total = total + c.lambda_und * mean_over(loss_und, has_qa)
-        return {"loss": total, "action": loss_action, "generation": loss_gen, "understanding": loss_und}
+        if has_ground.any():
+            total = total + c.lambda_ground * mean_over(loss_ground, has_ground)
+        return {"loss": total, "action": loss_action, "generation": loss_gen, "understanding": loss_und,
+                "grounding": loss_ground}
 
     # ------------------------------------------------------------------------------------------
     # Understanding: answer scene questions
@@ -414,7 +455,7 @@ class A1Model(nn.Module):
         ``eos_id`` are left as they come; the caller's tokenizer cuts at EOS."""
         n = max_new_tokens or self.config.max_text_len
         B = image.shape[0]
-        image_tokens = self.vision(image)
+        image_tokens = self.vision(image)[0]  # (no instruction here: FiLM only shapes the heat-maps)
         tokens = torch.zeros(B, 0, dtype=torch.long, device=image.device)
         for _ in range(n):
             a_tok = torch.cat([tokens, tokens.new_zeros(B, 1)], 1)  # the last one is a placeholder
@@ -433,11 +474,9 @@ class A1Model(nn.Module):
             raise ValueError(f"imagine() needs generation='full', this model has {self.config.generation!r}")
         validate_batch(self.config, batch, "imagine")
         layout = self._layout(batch)
-        n = layout.segments["middle"].stop
-        prefix = self.embed_prefix(batch["image"], batch["lang_tokens"])
-        outs, _ = self.run_experts(self._groups(batch, prefix), layout.att_2d()[:, None, :n, :n],
-                                   layout.position_ids()[:, :n])
-        latent = self.future_head(outs[1])
+        pre = self.prefix_pass(batch["image"], batch["lang_tokens"], layout)
+        outs, _ = self.rest_pass(batch, layout, pre["cache"], upto="middle")
+        latent = self.predict_future(outs[0], batch["latent_hist"])
         result = {"latent": latent}
         if decode is not None:
             result["pixels"] = decode(latent)
@@ -449,9 +488,9 @@ class A1Model(nn.Module):
                        generator: torch.Generator | None = None) -> torch.Tensor:
         """Action chunk (B, H, A) by ``num_steps`` Euler steps from noise (t=1) to actions (t=0).
 
-        use_cache=True: prefix and middle once into a KV cache (one joint pass), then per step only
-        the suffix through the action expert (the lean path below). use_cache=False: the whole
-        sequence through run_experts every step."""
+        use_cache=True: prefix and middle once into a KV cache, then per step only the suffix through
+        the action expert (the lean path below). use_cache=False: the whole sequence, prefix included,
+        through run_experts every step (the reference the tests hold the cached path to)."""
         c = self.config
         validate_batch(c, batch, "infer")
         steps = num_steps or c.num_inference_steps
@@ -463,23 +502,23 @@ class A1Model(nn.Module):
             raise ValueError(f"noise: expected shape {(B, c.chunk_size, c.action_dim)}, got {tuple(noise.shape)}")
         layout = self._layout(batch)
         if not use_cache:
-            prefix = self.embed_prefix(batch["image"], batch["lang_tokens"])
-            mask = layout.att_2d()[:, None]  # (B, 1, N, N)
-            pos = layout.position_ids()
             dt = -1.0 / steps
             x = noise
             for i in range(steps):
                 t = torch.full((B,), 1.0 + i * dt, device=dev)
-                outs, _ = self.run_experts(self._groups(batch, prefix, x, t), mask, pos)
+                pre = self.prefix_pass(batch["image"], batch["lang_tokens"], layout)
+                state_in = self.state_inputs(batch["state"], pre["logits"])
+                outs, _ = self.rest_pass(batch, layout, pre["cache"], state_in, x, t)
                 x = x + dt * self.action_out(outs[-1][:, 1:])
             return x
 
         return self._sample_actions_cached(batch, layout, noise, steps)
 
     # ------------------------------------------------------------------------------------------
-    # Lean cached inference. WHY a second path: at batch 1 the matrices are tiny (widths 96-128,
-    # 10-65 tokens), so the time goes into dispatching thousands of small torch ops, not into
-    # arithmetic. The lean path computes the same function with ~3x fewer dispatched ops:
+    # Lean Euler steps. WHY a second path for the suffix: at batch 1 the matrices are tiny (widths
+    # 96-128, 11 tokens), so the time goes into dispatching thousands of small torch ops, not into
+    # arithmetic, and the suffix runs num_inference_steps times per chunk (the context once, through
+    # run_experts). The lean step computes the same function with ~3x fewer dispatched ops:
     # per-layer weights stacked (Q|K|V, gate|up) with the RMSNorm gains folded in and prepared once
     # per weight version (_lean_weights), 2-D activations with addmm for matmul + residual, RoPE as
     # y * cos + (y @ R) * sin (in the Euler steps folded into the QKV matmul), output buffers whose
@@ -489,8 +528,7 @@ class A1Model(nn.Module):
     #
     # Measured and rejected: running the state token once in the context pass (it sees only the
     # prefix, the middle and itself, so that would be exact). It saves nothing per step (the cost
-    # of a step is the number of ops, not 11 vs 10 rows) and costs a third expert group in the
-    # context pass (~450 ops, ~0.8 ms), so the state token stays in the suffix.
+    # of a step is the number of ops, not 11 vs 10 rows), so the state token stays in the suffix.
     # ------------------------------------------------------------------------------------------
     def _lean_weights(self) -> dict[str, Any]:
         """Everything the lean path derives from the weights alone (stacked, gain-folded,
@@ -510,7 +548,6 @@ class A1Model(nn.Module):
         c = self.config
         D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
         R = _rotate_half_matrix(D, self.action_out.weight)
-        context = ["und", "gen"] if c.has_generation_expert else ["und"]
         act = []
         for layer in self.experts["act"].layers:
             lw = _lean_layer_weights(layer)
@@ -526,8 +563,6 @@ class A1Model(nn.Module):
         emb, d = self.action_embed, c.act_hidden
         return dict(
             R=R, eps=torch.tensor(c.rms_norm_eps, device=R.device),  # 0-d tensor: see _rms
-            context=[[_lean_layer_weights(self.experts[name].layers[i]) for name in context]
-                     for i in range(c.num_layers)],  # per layer, per context expert
             act=act,
             w_action_in=emb.action_in.weight.t().contiguous(), b_action_in=emb.action_in.bias,
             w_time_in=emb.time_mlp_in.weight[:, :d].t().contiguous(),  # action half of time_mlp_in
@@ -538,9 +573,8 @@ class A1Model(nn.Module):
         )
 
     def _sample_actions_cached(self, batch, layout, noise, steps) -> torch.Tensor:
-        """Euler steps (B, H, A): prefix and middle once into a KV cache (_lean_context_cache, one
-        joint pass), then per step only the suffix (state + H action tokens) through the action
-        expert (_lean_velocity)."""
+        """Euler steps (B, H, A): prefix and middle once into a KV cache (prefix_pass, rest_pass), then
+        per step only the suffix (state + H action tokens) through the action expert (_lean_velocity)."""
         c = self.config
         B, H, _ = noise.shape
         D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
@@ -551,11 +585,11 @@ class A1Model(nn.Module):
         pos = layout.position_ids()  # (B, N)
         lw = self._lean_weights()
 
-        # 1) context pass: prefix (und) and middle (gen) -> per-layer keys/values
-        groups = [self._lean_embed_prefix(batch["image"], batch["lang_tokens"])]  # (B, n_pre, und_hidden)
-        if c.has_generation_expert:
-            groups.append(self._lean_embed_middle(batch["latent_hist"]))  # (B, n_mid, gen_hidden)
-        cache = self._lean_context_cache(groups, _additive_mask(mask[:, :, :n_ctx, :n_ctx]), pos[:, :n_ctx], lw)
+        # 1) context: the prefix pass (its grounding gives the state token's inputs), then the middle,
+        #    each once, into the per-layer KV cache
+        pre = self.prefix_pass(batch["image"], batch["lang_tokens"], layout)
+        state_in = self.state_inputs(batch["state"], pre["logits"])
+        _, cache = self.rest_pass(batch, layout, pre["cache"], upto="middle")
 
         # 2) per-layer key/value buffers (B, Hkv, n_ctx + S, D): the context is copied in once,
         #    each step writes its suffix keys/values into the tail (no concatenation per step)
@@ -586,76 +620,13 @@ class A1Model(nn.Module):
             temb = fm.sinusoidal_embedding(t, d, c.time_min_period, c.time_max_period)  # (steps, d)
             lw["time_bias"][steps] = F.linear(temb, emb.time_mlp_in.weight[:, d:], emb.time_mlp_in.bias)[:, None]
         t_bias = lw["time_bias"][steps].expand(-1, B * H, -1)  # (steps, B*H, d)
-        step_w = dict(lw, layers=layers, buf=buf, state=self.action_embed.state_proj(batch["state"])[:, None, :])
+        if c.state_to_actions:  # the state inputs enter every action token at the same place as time
+            t_bias = t_bias + self.action_embed.state_to_actions(state_in).repeat_interleave(H, 0)[None]
+        step_w = dict(lw, layers=layers, buf=buf, state=self.action_embed.state_proj(state_in)[:, None, :])
         x = noise
         for i in range(steps):
             x = torch.add(x, self._lean_velocity(x, t_bias[i], kv, sfx_mask, step_w), alpha=dt)  # x + dt * v
         return x
-
-    def _lean_embed_prefix(self, image: torch.Tensor, lang_tokens: torch.Tensor) -> torch.Tensor:
-        """embed_prefix with the patch convolution written as a matmul over flattened patches
-        (kernel = stride = p, so a conv is exactly that); at batch 1 the oneDNN conv call costs
-        ~0.4 ms of setup for microseconds of arithmetic."""
-        v = self.vision
-        B, C, Hi, Wi = image.shape
-        p = self.config.patch_size
-        w = v.patch_embed.weight  # (width, C, p, p)
-        patches = (image * 2.0 - 1.0).view(B, C, Hi // p, p, Wi // p, p).permute(0, 2, 4, 1, 3, 5)
-        patches = patches.reshape(B * (Hi // p) * (Wi // p), C * p * p)  # (B*n_patches, C*p*p), row-major grid
-        x = torch.addmm(v.patch_embed.bias, patches, w.view(w.shape[0], -1).t())
-        x = x.view(B, -1, w.shape[0]) + v.pos_embed  # (B, n_patches, width)
-        return torch.cat([v.projector(x), self.text_embed(lang_tokens)], dim=1)
-
-    def _lean_embed_middle(self, latent_hist: torch.Tensor) -> torch.Tensor:
-        """HistoryEmbed with its 1x1 conv and p x p stride-p conv written as matmuls (see above)."""
-        he = self.history_embed
-        B, T, C, h, w = latent_hist.shape
-        p = self.config.gen_patch
-        lift, patchify = he.lift.weight, he.patchify.weight  # (L, C, 1, 1), (D, L, p, p)
-        L, Dg = lift.shape[0], patchify.shape[0]
-        x = latent_hist.reshape(B * T, C, h * w).transpose(1, 2).reshape(-1, C)  # (B*T*h*w, C) channels last
-        x = torch.addmm(he.lift.bias, x, lift.view(L, C).t())  # (B*T*h*w, L)
-        x = x.view(B * T, h // p, p, w // p, p, L).permute(0, 1, 3, 5, 2, 4)  # (B*T, h/p, w/p, L, p, p)
-        x = torch.addmm(he.patchify.bias, x.reshape(-1, L * p * p), patchify.view(Dg, -1).t())  # (B*T*n, D)
-        return x.view(B, -1, Dg)  # frame t-delta tokens, then frame t
-
-    def _lean_context_cache(self, groups: list[torch.Tensor], mask: torch.Tensor,
-                            position_ids: torch.Tensor, lw: dict[str, Any]) -> KVCache:
-        """The KV cache that run_experts returns for the prefix (und) and middle (gen) groups, with
-        fewer ops (see above). groups: embeddings (B, n_e, d_e) in sequence order; mask: float
-        (B, 1, N, N); lw: _lean_weights(). In the last layer only the keys/values are computed
-        (nobody reads its outputs)."""
-        c = self.config
-        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
-        eps, R = lw["eps"], lw["R"]
-        B = groups[0].shape[0]
-        sizes = [x.shape[1] for x in groups]
-        xs = [x.reshape(B * n, -1) for x, n in zip(groups, sizes)]  # 2-D (B*n, d_e)
-        cos, sin = self.rotary(xs[0], position_ids)  # (B, N, D)
-        cos, sin = cos[:, :, None], sin[:, :, None]  # (B, N, 1, D): the same angles for every head
-        cache = []
-        for i, weights in enumerate(lw["context"]):  # weights: this layer's, per expert
-            qk, vs = [], []
-            for x, n, w in zip(xs, sizes, weights):  # per-expert Q|K|V projection and q/k norms
-                heads = torch.mm(_rms(x, eps), w["w_qkv"]).view(B, n, Hq + 2 * Hkv, D)
-                qk.append(_rms(heads[:, :, :Hq + Hkv], eps) * w["g_qk"])  # (B, n, Hq + Hkv, D)
-                vs.append(heads[:, :, Hq + Hkv:])  # (B, n, Hkv, D)
-            qk = torch.cat(qk, 1)  # (B, N, Hq + Hkv, D)
-            qk = torch.addcmul(qk * cos, (qk.view(-1, D) @ R).view_as(qk), sin)  # RoPE, shared positions
-            q, k = qk[:, :, :Hq].transpose(1, 2), qk[:, :, Hq:].transpose(1, 2)  # (B, Hq or Hkv, N, D)
-            v = torch.cat(vs, 1).transpose(1, 2)  # (B, Hkv, N, D)
-            cache.append((k, v))
-            if i == c.num_layers - 1:
-                break  # the cache is complete; the last layer's outputs are never read
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=Hq != Hkv)
-            o = o.transpose(1, 2).reshape(B, -1, Hq * D)  # (B, N, Hq*D)
-            new, start = [], 0
-            for x, n, w in zip(xs, sizes, weights):  # per-expert output projection and MLP
-                x = torch.addmm(x, o[:, start:start + n].reshape(B * n, Hq * D), w["w_o"])
-                new.append(_lean_mlp(x, w, eps))
-                start += n
-            xs = new
-        return cache
 
     def _lean_velocity(self, x_t, t_bias, kv, mask, w) -> torch.Tensor:
         """Velocity (B, H, A) at one Euler step: the suffix (state + H action tokens) through the
@@ -821,8 +792,13 @@ def validate_batch(config: A1Config, batch: dict[str, Any], mode: str) -> None:
     check("state", (B, c.state_dim), "float", finite=True)
     check("actions", (B, c.chunk_size, c.action_dim), "float", finite=True)
     check("action_is_pad", (B, c.chunk_size), "bool")
-    for k in ("has_action", "has_future", "has_qa"):
+    for k in ("has_action", "has_future", "has_qa", "has_grounding"):
         check(k, (B,), "bool")
+    if "ground_points" in batch and c.grounding:
+        gp = batch["ground_points"]
+        M = gp.shape[2] if gp.ndim == 4 else -1
+        check("ground_points", (B, c.num_grounding, M, 2), "float", finite=True)
+        check("ground_valid", (B, c.num_grounding, M), "bool")
     qa = ["qa_question_tokens", "qa_question_mask", "qa_answer_tokens", "qa_answer_mask"]
     present = [k for k in qa if k in batch]
     if present and mode == "train":

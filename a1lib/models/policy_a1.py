@@ -35,6 +35,7 @@ import torch
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import CONFIG_NAME, WEIGHTS_NAME, A1Model
 from a1lib.models.processor import ACTION, STATE, A1Processor
+from a1lib.policy import ACTION_RANGE, IMAGE, IMAGE_PAST, binarize_actions
 
 POLICY_FILE = "policy.json"
 NORMALIZER_FILE = "normalizer.json"
@@ -59,7 +60,8 @@ class A1Policy:
     """A1Model + processor (normaliser, text tokenizer, image tokenizer) + delta, as a Policy."""
 
     def __init__(self, model: A1Model, processor: A1Processor, delta: int = 5, imagine: bool = False,
-                 seed: int = 0, num_steps: int | None = None, device: str | torch.device = "cpu"):
+                 seed: int = 0, num_steps: int | None = None, device: str | torch.device = "cpu",
+                 binary_action_dims: tuple[int, ...] = ()):
         if processor.config is not model.config and processor.config.to_dict() != model.config.to_dict():
             raise CheckpointError("A1Policy: the processor's A1Config differs from the model's")
         self.model = model.eval()
@@ -69,14 +71,19 @@ class A1Policy:
         self.imagine = bool(imagine)
         self.seed = int(seed)
         self.num_steps = num_steps
+        self.binary_action_dims = tuple(int(d) for d in binary_action_dims)  # on/off commands: executed by sign
         self.device = torch.device(device)
         self.model.to(self.device)
         if processor.image_tokenizer is not None:
             processor.image_tokenizer.vae.to(self.device)
         processor.check_normalizer()
         self.reset()
-        self.metadata = {"policy": "a1", "action_dim": self.config.action_dim, "horizon": self.config.chunk_size,
-                         "delta": self.delta, "generation": self.config.generation}
+        c = self.config
+        self.metadata = {"policy": "a1", "action_dim": c.action_dim, "horizon": c.chunk_size,
+                         "delta": self.delta, "generation": c.generation,
+                         "image_shape": [c.image_size, c.image_size, 3], "camera_keys": [IMAGE, IMAGE_PAST],
+                         "state_dim": c.state_dim, "action_range": list(ACTION_RANGE),
+                         "binary_action_dims": list(self.binary_action_dims)}
 
     # -- the Policy interface ---------------------------------------------------------------------
     def reset(self) -> None:
@@ -97,7 +104,8 @@ class A1Policy:
             actions = self.model.sample_actions(batch, num_steps=self.num_steps, noise=noise)  # (1, H, A)
         finally:
             torch.set_num_threads(threads)
-        out = {"actions": self.processor.unnormalize_actions(actions)[0]}
+        chunk = np.clip(self.processor.unnormalize_actions(actions)[0], *ACTION_RANGE)  # the action space's box
+        out = {"actions": binarize_actions(chunk, self.binary_action_dims)}
         if self.imagine and c.generation == "full" and self.processor.image_tokenizer is not None:
             pixels = self.model.imagine(batch, decode=self.processor.image_tokenizer.decode)["pixels"]  # (1, 3, H, W)
             out["imagined"] = (pixels[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
@@ -121,7 +129,7 @@ class A1Policy:
                 self.processor.image_tokenizer.save(tmp / IMAGE_TOKENIZER_DIR)
             meta = {"format": FORMAT, "delta": self.delta, "chunk_size": self.config.chunk_size,
                     "special_tokens": {k: v for k, v in special.items() if isinstance(v, str)},
-                    "qa_seed": self.processor.seed}
+                    "qa_seed": self.processor.seed, "binary_action_dims": list(self.binary_action_dims)}
             (tmp / POLICY_FILE).write_text(json.dumps(meta, indent=2) + "\n")
             old = directory.parent / f".{directory.name}.old-{os.getpid()}"
             if directory.exists():
@@ -182,7 +190,7 @@ class A1Policy:
         except ValueError as e:
             raise CheckpointError(f"{directory}: {e}") from e
         return cls(model, processor, delta=int(meta["delta"]), imagine=imagine, seed=seed, num_steps=num_steps,
-                   device=device)
+                   device=device, binary_action_dims=tuple(meta.get("binary_action_dims", ())))
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())

@@ -18,6 +18,9 @@ never drift apart:
                                                                  re-encodes); at inference the frozen image
                                                                  tokenizer encodes frames t-delta and t
         future_is_pad                                         -> has_future = not future_is_pad
+        scene.kind / pose / target / goal / camera, state     -> ground_points (G, M, 2), ground_valid (G, M),
+                                                                 has_grounding: where each grounding name is in
+                                                                 the image (grounding_targets)
         human video (no state, no action)                     -> state = 0, actions = 0, every action row padded,
                                                                  has_action = False (so no action loss, ever)
 
@@ -33,6 +36,7 @@ import numpy as np
 import torch
 
 from a1lib.models.configuration_a1 import A1Config
+from a1lib.sim.world import KIND_NAMES
 
 IMAGE = "observation.image"
 IMAGE_PAST = "observation.image_past"
@@ -42,6 +46,44 @@ SOURCES = ("sim", "lab", "human")  # source_id = position in this tuple (per-sou
 
 # qa_fn(scene arrays at t, rng) -> (question, answer) or None when the scene offers no question
 QAFn = Callable[[dict[str, np.ndarray], np.random.Generator], "tuple[str, str] | None"]
+
+
+def grounding_targets(names: tuple[str, ...], scene: dict[str, np.ndarray], state: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Where each grounding name (``A1Config.grounding``) is in the image: points (G, M, 2) float32 as (x, y) in [0, 1]
+    image coordinates, valid (G, M) bool, M = the scene's object slots.
+
+    "gripper" is the state's (x, y) (not in human video: no state); "target" the pose of the slot
+    the expert acts on (``scene.target``); "goal" ``scene.goal``; every other name is an object kind
+    and gets the pose of each slot of that kind. Table coordinates become image coordinates by
+    adding the camera offset (``scene.camera``); points outside the image are not valid."""
+    kind = np.asarray(scene["scene.kind"]).reshape(-1)
+    M = len(kind)
+    points = np.zeros((len(names), M, 2), np.float32)
+    valid = np.zeros((len(names), M), bool)
+    pose = np.asarray(scene["scene.pose"], np.float32).reshape(M, 3)
+    camera = np.asarray(scene.get("scene.camera", np.zeros(2)), np.float32).reshape(2)
+    index = {n: g for g, n in enumerate(names)}
+
+    def put(name: str, slot: int, xy) -> None:
+        g = index.get(name)
+        if g is not None:
+            points[g, slot] = np.asarray(xy, np.float32) + camera
+            valid[g, slot] = True
+
+    if state is not None:
+        put("gripper", 0, np.asarray(state, np.float32)[:2])
+    target = int(np.asarray(scene.get("scene.target", [-1])).reshape(-1)[0])
+    if 0 <= target < M:
+        put("target", 0, pose[target, :2])
+    goal = np.asarray(scene.get("scene.goal", [-1.0, -1.0]), np.float32).reshape(2)
+    if (goal >= 0).all():
+        put("goal", 0, goal)
+    for k in range(M):
+        if 0 <= kind[k] < len(KIND_NAMES):
+            put(KIND_NAMES[kind[k]], k, pose[k, :2])
+    valid &= ((points >= 0) & (points <= 1)).all(-1)  # out of view: nothing to find
+    return points, valid
 
 
 class ProcessorError(ValueError):
@@ -92,6 +134,7 @@ class A1Processor:
         self.seed = int(seed)
         self.pad_id = getattr(text_tokenizer, "pad_token_id", None) or 0
         self.eos_id = getattr(text_tokenizer, "eos_token_id", None)
+        self._token_cache: dict[tuple[str, bool], tuple[torch.Tensor, torch.Tensor]] = {}
         self.check_tokenizer()
 
     # ------------------------------------------------------------------------------------------
@@ -148,7 +191,15 @@ class A1Processor:
     # Text
     # ------------------------------------------------------------------------------------------
     def tokenize(self, text: str, append_eos: bool = False, where: str = "task") -> tuple[torch.Tensor, torch.Tensor]:
-        """text -> (ids (L,) long, mask (L,) bool), L = max_text_len (truncated / padded)."""
+        """text -> (ids (L,) long, mask (L,) bool), L = max_text_len (truncated / padded). Cached: a
+        dataset has a few hundred distinct instructions and answers, seen thousands of times."""
+        key = (str(text), bool(append_eos))
+        hit = self._token_cache.get(key)
+        if hit is None:
+            hit = self._token_cache[key] = self._tokenize(str(text), append_eos, where)
+        return hit[0].clone(), hit[1].clone()
+
+    def _tokenize(self, text: str, append_eos: bool, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         L = self.config.max_text_len
         ids = list(self.text_tokenizer.encode(str(text), add_special_tokens=False))
         if append_eos and self.eos_id is not None:
@@ -200,6 +251,15 @@ class A1Processor:
         else:
             out["has_future"] = torch.tensor(False)
         self._add_qa(s, out, source)
+        if c.grounding:
+            scene = {k: np.asarray(v) for k, v in s.items() if k.startswith("scene.")}
+            if "scene.kind" in scene:
+                points, valid = grounding_targets(c.grounding, scene, s.get(STATE) if has_action else None)
+            else:  # a dataset without a scene description: nothing to ground
+                points = np.zeros((c.num_grounding, 1, 2), np.float32)
+                valid = np.zeros((c.num_grounding, 1), bool)
+            out["ground_points"], out["ground_valid"] = torch.from_numpy(points), torch.from_numpy(valid)
+            out["has_grounding"] = torch.tensor(bool(valid.any()))
         out["source_id"] = torch.tensor(SOURCES.index(source) if source in SOURCES else -1)
         out["index"] = torch.tensor(int(s.get("index", -1)))
         return out
@@ -208,10 +268,13 @@ class A1Processor:
         L = self.config.max_text_len
         qa = None
         if self.qa_fn is not None and self.config.lambda_und > 0:
-            scene = {k: np.asarray(v) for k, v in s.items() if k.startswith("scene.")}
-            # the same frame always gets the same question: a seed per (seed, source, frame)
-            rng = np.random.default_rng([self.seed, SOURCES.index(source) if source in SOURCES else 9, int(s.get("index", 0))])
-            qa = self.qa_fn(scene, rng) if scene else None
+            # the same frame always gets the same question: a seed per (seed, source, frame). A QA pass
+            # costs a second pass through the understanding expert, so only a share of frames gets one
+            # (decided by a cheap hash of the same triple; the generator is made only when needed).
+            key = (self.seed, SOURCES.index(source) if source in SOURCES else 9, int(s.get("index", 0)))
+            if (key[0] * 1_000_003 + key[1] * 7_919 + key[2] * 2_654_435_761) % 9_973 < self.config.qa_fraction * 9_973:
+                scene = {k: np.asarray(v) for k, v in s.items() if k.startswith("scene.")}
+                qa = self.qa_fn(scene, np.random.default_rng(list(key))) if scene else None
         if qa is None:
             zeros = torch.zeros(L, dtype=torch.long)
             out["qa_question_tokens"], out["qa_answer_tokens"] = zeros, zeros.clone()

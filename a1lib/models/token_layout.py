@@ -2,9 +2,9 @@
 
 An action pass lays the tokens of one sample out in three groups, each processed by its expert:
 
-    [ prefix: image patches of frame t, instruction tokens ]      -> understanding expert
-    [ middle: generation tokens of frames t-delta and t ]          -> generation expert
-    [ suffix: 1 state token, H noisy action tokens ]               -> action expert
+    [ prefix: image tokens of frame t, instruction tokens ]      -> understanding expert
+    [ middle: generation tokens of frames t-delta and t ]        -> generation expert
+    [ suffix: 1 state token, H noisy action tokens ]             -> action expert
 
 Who sees whom follows the big_vision / openpi ``make_att_2d_masks`` rule. Every token carries a
 flag; 1 means "a new block starts here". With ``c = cumsum(flags)``, token i may attend to token j

@@ -31,6 +31,7 @@ from a1lib.models.image_tokenizer import (
     ImageTokenizerConfig,
     atomic_directory,
     images_to_tensor,
+    object_masks,
     psnr,
     split_heldout,
     train_image_tokenizer,
@@ -52,8 +53,9 @@ class TokenizerConfig:
 
 def load_frames(
     data_root: Path, sources: tuple[str, ...], max_frames: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Frames uint8 (N,H,W,3), global episode id (N,), source id (N,), and all dataset instructions.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    """Frames uint8 (N,H,W,3), global episode id (N,), source id (N,), all dataset instructions, and
+    the object masks (N,H,W) bool (``image_tokenizer.object_masks``; None if a dataset has no scene).
 
     When the sources hold more than ``max_frames`` frames, each source contributes in proportion
     to its size (at least one frame per source).
@@ -72,7 +74,7 @@ def load_frames(
         raise ValueError(f"{data_root}: the datasets {list(sources)} hold no frames")
     quota = sizes if total <= max_frames else np.maximum(1, np.floor(sizes * max_frames / total)).astype(int)
     rng = np.random.default_rng(seed)
-    frames, episode_ids, source_ids, tasks = [], [], [], []
+    frames, episode_ids, source_ids, tasks, masks = [], [], [], [], []
     episode_offset = 0
     for s, (ds, n) in enumerate(zip(datasets, quota)):
         episode_of_frame = np.full(len(ds), -1, np.int64)
@@ -81,10 +83,17 @@ def load_frames(
         episode_offset += len(ds.episodes)
         idx = np.sort(rng.choice(len(ds), size=int(min(n, len(ds))), replace=False))
         frames.append(np.asarray(ds.get_frames(IMAGE_KEY, idx)))
+        cols = ds.columns
+        if masks is not None and "scene.pose" in cols and "scene.kind" in cols:
+            camera = cols["scene.camera"][idx] if "scene.camera" in cols else None
+            masks.append(object_masks(cols["scene.pose"][idx], cols["scene.kind"][idx], camera, frames[-1].shape[1]))
+        else:
+            masks = None
         episode_ids.append(episode_of_frame[idx])
         source_ids.append(np.full(len(idx), s, np.int64))
         tasks += list(ds.tasks)
-    return np.concatenate(frames), np.concatenate(episode_ids), np.concatenate(source_ids), tasks
+    return (np.concatenate(frames), np.concatenate(episode_ids), np.concatenate(source_ids), tasks,
+            None if masks is None else np.concatenate(masks))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_section("tokenizer", TokenizerConfig, args.params, args.preset)
     cfg.image.validate()
-    frames, episode_ids, source_ids, tasks = load_frames(args.data, tuple(cfg.sources), cfg.max_train_frames, cfg.seed)
+    frames, episode_ids, source_ids, tasks, masks = load_frames(args.data, tuple(cfg.sources), cfg.max_train_frames,
+                                                                cfg.seed)
     print(f"image tokenizer: {len(frames)} frames from {list(cfg.sources)}, {len(np.unique(episode_ids))} episodes")
-    image_tok, metrics = train_image_tokenizer(frames, cfg.image, episode_ids)
+    image_tok, metrics = train_image_tokenizer(frames, cfg.image, episode_ids, masks)
 
     # Held-out PSNR per source (the same episode split train_image_tokenizer used).
     _, held = split_heldout(len(frames), episode_ids, cfg.image.heldout_fraction, cfg.image.seed)

@@ -13,8 +13,9 @@ One step, every ``1/fps`` seconds::
 The policy is anything with ``infer(obs) -> {"actions": (H, A)}``: an in-process model, a
 ``RandomPolicy`` or a ``RemotePolicy`` talking to ``a1 serve``; the loop cannot tell them apart.
 
-Stopping: the e-stop (button, ``EStop.trigger``, Ctrl-C) sends the hold command, ends the
-episode (discarding its frames) and disconnects the robot. Any other exception also sends the
+Stopping: the e-stop (button, ``EStop.trigger``, Ctrl-C, or a sensor fault that lasts
+``max_sensor_fault_steps``) sends the hold command, ends the episode (discarding its frames) and
+disconnects the robot. Any other exception also sends the
 hold command first, then propagates.
 """
 
@@ -49,6 +50,7 @@ class ControlConfig:
     task: str | None = None  # instruction; None: the robot's own (SimRobot.instruction)
     stop_when_done: bool = True  # end the episode when robot.episode_done (SimRobot)
     disconnect_on_estop: bool = True
+    max_sensor_fault_steps: int | None = 10  # this many steps in a row with a sensor fault -> e-stop
 
 
 @dataclass
@@ -76,7 +78,7 @@ class EpisodeResult:
             f"p95 {self.latency_ms['p95']:.1f} ms; watchdog trips {b.watchdog_trips}, errors {b.errors}, "
             f"bad chunks {b.bad_chunks}, stale {b.stale_chunks}",
             f"safety: sent {s.sent}, held {s.held}, non-finite {s.nonfinite}, clipped {s.clipped}, "
-            f"rate-limited {s.rate_limited}, workspace {s.workspace}",
+            f"rate-limited {s.rate_limited}, workspace {s.workspace}, sensor faults {s.sensor_faults}",
         ]
         if self.estopped:
             lines.append(f"E-STOP ({self.estop_reason}): robot held and disconnected; episode not recorded")
@@ -157,13 +159,14 @@ class ControlLoop:
         self.broker.reset()
         self.broker.stats = BrokerStats()
         self._safety.counters = SafetyCounters()
+        self._safety.reset()  # targets and readings of the last episode say nothing about this one
         if hasattr(self.policy, "reset"):
             self.policy.reset()
         history: deque[np.ndarray] = deque(maxlen=cfg.delta + 1)  # frames t-delta .. t
         clock = RateClock(cfg.fps)
         executed, requested = [], []
         raw: dict[str, Any] | None = None
-        recorded = 0
+        recorded, recording = 0, False
         try:
             for t in range(max_steps):
                 if self.estop.triggered:
@@ -179,12 +182,17 @@ class ControlLoop:
                     sent, _ = self._safety.filter(want, raw)  # what *would* be sent
                 else:
                     sent = self._safety.send(want, raw)
-                executed.append(self.mapping.to_model_action(sent))
+                executed.append(self.mapping.to_model_action(sent))  # NaN: joint not commanded
                 requested.append(np.full(self.mapping.action_dim, np.nan) if action is None else action)
+                self._check_sensors(cfg)
                 if record:
                     frame = dict(self.mapping.observation(raw, normalize=False))
                     frame["action"] = executed[-1]
-                    self.recorder.add_frame(frame)
+                    # Before the first confirmed reading a joint is left uncommanded (NaN): the
+                    # recording starts at the first complete frame (no gap in its timestamps).
+                    recording |= bool(np.isfinite(frame["action"]).all() and np.isfinite(frame[STATE]).all())
+                    if recording:
+                        self.recorder.add_frame(frame)
                 if self.on_step is not None:
                     self.on_step({"step": t, "action": executed[-1], "held": action is None, "observation": obs})
                 if cfg.stop_when_done and getattr(self.robot, "episode_done", False):
@@ -213,6 +221,12 @@ class ControlLoop:
             actions=np.asarray(executed, np.float32).reshape(-1, self.mapping.action_dim),
             requested=np.asarray(requested, np.float64).reshape(-1, self.mapping.action_dim),
         )
+
+    def _check_sensors(self, cfg: ControlConfig) -> None:
+        """A sensor that stays broken is not a glitch: stop the robot and say which one."""
+        n = self._safety.consecutive_faults
+        if cfg.max_sensor_fault_steps and n >= cfg.max_sensor_fault_steps and not self.estop.triggered:
+            self.estop.trigger(f"sensor fault for {n} steps: {self._safety.faults}")
 
     def _emergency_stop(self, raw: dict[str, Any] | None) -> None:
         if not self.robot.is_connected:

@@ -193,7 +193,8 @@ class FeatureMapping:
 
     def to_model_action(self, robot_action: dict[str, Any]) -> np.ndarray:
         """Robot action dict -> model action (A,) float32 in model units (not normalised), e.g. to
-        record what was executed."""
-        raw = np.array([float(robot_action[k]) for k in self.action_keys], np.float64)
+        record what was executed. A key the robot was not sent (the safety layer had no safe
+        target for it yet) becomes NaN."""
+        raw = np.array([float(robot_action.get(k, np.nan)) for k in self.action_keys], np.float64)
         s, o = self._scale(self.action_keys)
         return (raw * s + o).astype(np.float32)

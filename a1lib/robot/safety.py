@@ -1,21 +1,36 @@
 """The safety layer: the only path from a policy to ``robot.send_action``.
 
 A learned policy can output anything: NaN after a bad normalisation, 1e9 after a unit bug, a
-jump across the table. The layer turns any requested action into one the robot can take:
+jump across the table. The sensors can lie too: a reading can be NaN, missing, stale or glitch
+by 100 degrees. The layer turns any requested action into one the robot can take:
 
-1. **non-finite -> hold.** A NaN/inf (or a missing / non-numeric key) anywhere means the policy is
-   broken for this step: the whole action becomes the hold command.
+1. **non-finite action -> hold.** A NaN/inf (or a missing / non-numeric key) anywhere in the
+   action means the policy is broken for this step: the whole action becomes the hold command.
 2. **limits.** Every key is clipped to its ``[low, high]`` (config, else ``robot.action_limits``;
    a key without a limit is an error at construction: no silent "unlimited").
-3. **max_relative_target** (LeRobot's name): a ``.pos`` goal moves at most ``cap`` away from the
-   measured position; any other key (velocities) changes at most ``cap`` from the last command.
-   Stopping is never rate-limited: a hold or a workspace stop sets a velocity to 0 at once.
+3. **max_relative_target** (LeRobot's name): a ``.pos`` target moves at most ``cap`` away from
+   the measured position *and* from the last target sent; any other key (velocities) changes at
+   most ``cap`` from the last command. Stopping is never rate-limited: a hold or a workspace stop
+   sets a velocity to 0 at once.
 4. **workspace.** A velocity ``"<j>.vel"`` that would push ``"<j>.pos"`` further outside its
    workspace interval is zeroed.
 
-**Hold** means: ``.pos`` keys repeat the last safe target (or the measured position before any
-command), other keys (velocities) go to 0 (the value nearest 0 inside the limits). Holding a
-velocity would keep moving, so it is not a hold.
+**Sensor faults.** A reading the layer needs (the cap's reference, the workspace check) is
+trusted only when it is a finite number, present, and plausible: for a capped ``.pos`` joint it
+must be within ``max_reading_jump`` (default ``2 * cap``) of the last trusted or the previous
+reading, and within ``2 * cap`` of the last target (otherwise no target is within ``cap`` of
+both). The first reading of an episode is trusted once a second one agrees with it. Without a
+trusted reading the joint is held at the last target sent, or, if there is none yet, left out
+of the command (the robot keeps its own goal); a velocity checked against the workspace stops.
+Each such step counts in ``counters.sensor_faults``, ``faults`` says which key and why, and
+``consecutive_faults`` lets the loop stop a robot whose sensor stays broken. So no target is ever
+sent that is more than ``cap`` from a trusted reading, and consecutive targets never differ by
+more than ``cap``: a stale reading (indistinguishable from a joint at rest) cannot walk the arm
+away, and the first command of an episode waits for a confirmed reading.
+
+**Hold** means: ``.pos`` keys repeat the last safe target (left out before the first one: the
+robot keeps its own goal), other keys (velocities) go to 0 (the value nearest 0 inside the
+limits). Holding a velocity would keep moving, so it is not a hold. A hold reads no sensor.
 
 The control loop builds its ``SafetyLayer`` itself and never calls ``robot.send_action``
 directly, so nothing it sends can skip these checks.
@@ -35,6 +50,9 @@ class SafetyConfig:
     limits: dict[str, tuple[float, float]] = field(default_factory=dict)  # action key -> (low, high)
     max_relative_target: float | dict[str, float] | None = None  # per-step cap (robot units)
     workspace: dict[str, tuple[float, float]] = field(default_factory=dict)  # "<j>.pos" -> (low, high); else robot.workspace
+    # A "<j>.pos" reading that moves more than this in one step is a glitch (robot units);
+    # default 2 * cap for capped position joints, no jump check for other readings.
+    max_reading_jump: float | dict[str, float] | None = None
 
 
 @dataclass
@@ -45,12 +63,15 @@ class SafetyCounters:
     clipped: int = 0  # actions with at least one value clipped to the limits
     rate_limited: int = 0  # actions changed by max_relative_target
     workspace: int = 0  # actions with a velocity zeroed at the workspace edge
+    sensor_faults: int = 0  # steps with a needed reading missing, non-finite or implausible
 
 
 def _finite_float(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
     try:
         f = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return f if math.isfinite(f) else None
 
@@ -77,64 +98,138 @@ class SafetyLayer:
             raise RobotError(f"SafetyConfig.limits names keys the robot does not accept: {unknown}")
         # the workspace box: config first, else what the robot declares (SimRobot: the table)
         self.workspace = {**dict(getattr(robot, "workspace", {}) or {}), **self.config.workspace}
-        self.last_sent: dict[str, float] | None = None
+        # readings the layer relies on: capped position targets, and positions the workspace guards
+        self.read_keys = [k for k in self.keys if k.endswith(".pos") and self._cap(k) is not None]
+        self.read_keys += [k[: -len(".vel")] + ".pos" for k in self.keys
+                           if k.endswith(".vel") and k[: -len(".vel")] + ".pos" in self.workspace]
         self.counters = SafetyCounters()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget targets and readings (a new episode: the robot may have been moved by hand)."""
+        self.last_sent: dict[str, float] = {}  # last safe target / command per key
+        self._trusted: dict[str, float] = {}  # last reading that passed the checks, per "<j>.pos"
+        self._previous: dict[str, float] = {}  # last finite reading, trusted or not
+        self.faults: dict[str, str] = {}  # this step's sensor faults: key -> what is wrong
+        self.consecutive_faults = 0  # steps in a row with a sensor fault
 
     def _clip(self, key: str, v: float) -> float:
         low, high = self.limits[key]
         return min(max(v, low), high)
 
-    def _cap(self, key: str) -> float | None:
-        cap = self.config.max_relative_target
-        if isinstance(cap, dict):
-            cap = cap.get(key)
-        return None if cap is None else abs(float(cap))
+    @staticmethod
+    def _per_key(value: float | dict[str, float] | None, key: str) -> float | None:
+        if isinstance(value, dict):
+            value = value.get(key)
+        return None if value is None else abs(float(value))
 
-    def hold_action(self, present: dict[str, Any] | None) -> dict[str, float]:
-        """Positions stay at the last safe target (else the measured position); velocities stop."""
+    def _cap(self, key: str) -> float | None:
+        return self._per_key(self.config.max_relative_target, key)
+
+    def _jump_limit(self, key: str) -> float | None:
+        jump = self._per_key(self.config.max_reading_jump, key)
+        cap = self._cap(key) if key in self.limits else None
+        return jump if jump is not None else (None if cap is None else 2.0 * cap)
+
+    # ---------------------------------------------------------------- readings
+    def _read(self, present: dict[str, Any] | None) -> dict[str, float]:
+        """The trusted readings of ``read_keys`` this step; the others go to ``self.faults``."""
+        self.faults = {}
+        trusted: dict[str, float] = {}
+        for key in self.read_keys:
+            raw = present.get(key) if isinstance(present, dict) else None
+            v = _finite_float(raw)
+            if v is None:
+                self.faults[key] = "missing" if raw is None else f"not a finite number ({raw!r})"
+                continue
+            why = self._implausible(key, v)
+            self._previous[key] = v
+            if why is None:
+                self._trusted[key] = trusted[key] = v
+            elif why:  # "" = the first reading: unconfirmed, but not a fault
+                self.faults[key] = why
+        return trusted
+
+    def _implausible(self, key: str, v: float) -> str | None:
+        """Why reading ``v`` of ``key`` cannot be trusted, "" if it is unconfirmed, None if fine."""
+        jump = self._jump_limit(key)
+        if jump is not None:
+            refs = [r for r in (self._trusted.get(key), self._previous.get(key)) if r is not None]
+            if not refs:
+                return ""
+            if all(abs(v - r) > jump for r in refs):
+                return f"jumped to {v:g} from {refs[0]:g} (more than {jump:g} in one step)"
+        cap, last = (self._cap(key), self.last_sent.get(key)) if key in self.limits else (None, None)
+        if cap is not None and last is not None and abs(v - last) > 2.0 * cap:
+            return f"reads {v:g}, more than 2 x {cap:g} from the last target {last:g}"
+        return None
+
+    # ---------------------------------------------------------------- actions
+    def _position(self, key: str, target: float, readings: dict[str, float]) -> float | None:
+        """A ``.pos`` target within ``cap`` of the trusted reading and of the last target;
+        the last target if there is no trusted reading; None (do not command) if neither."""
+        cap, last = self._cap(key), self.last_sent.get(key)
+        if cap is None:
+            return target
+        reading = readings.get(key)
+        if reading is None:
+            return last
+        lo, hi = reading - cap, reading + cap
+        if last is not None:  # non-empty: _implausible checked |reading - last| <= 2 cap
+            lo, hi = max(lo, last - cap), min(hi, last + cap)
+        low, high = self.limits[key]
+        if hi < low or lo > high:  # the arm sits beyond its limits: no safe target moves it
+            return last
+        return self._clip(key, min(max(target, lo), hi))
+
+    def hold_action(self, present: dict[str, Any] | None = None) -> dict[str, float]:
+        """Positions stay at the last safe target (left out if there is none yet: the robot keeps
+        its own goal); velocities stop. Needs no reading, so a broken sensor cannot move a hold."""
         out = {}
         for key in self.keys:
-            if key.endswith(".pos"):
-                v = self.last_sent.get(key) if self.last_sent else None
-                if v is None and present is not None:
-                    v = _finite_float(present.get(key))
-                out[key] = self._clip(key, v if v is not None else 0.0)
-            else:
+            if not key.endswith(".pos"):
                 out[key] = self._clip(key, 0.0)
+            elif key in self.last_sent:
+                out[key] = self.last_sent[key]
         return out
 
     def filter(self, action: dict[str, Any] | None, present: dict[str, Any] | None) -> tuple[dict[str, float], bool]:
-        """(safe action, is_hold). ``action=None`` asks for the hold command."""
+        """(safe action, is_hold). ``action=None`` asks for the hold command. A ``.pos`` key is
+        missing from the safe action when the layer knows no safe target for it yet."""
+        readings = self._read(present)
+        self.counters.sensor_faults += bool(self.faults)
+        self.consecutive_faults = self.consecutive_faults + 1 if self.faults else 0
         if action is None:
-            return self.hold_action(present), True
+            return self.hold_action(), True
         values = {k: _finite_float(action.get(k)) if isinstance(action, dict) else None for k in self.keys}
         if any(v is None for v in values.values()):
             self.counters.nonfinite += 1
-            return self.hold_action(present), True
+            return self.hold_action(), True
         clipped = rate_limited = walled = False
         out: dict[str, float] = {}
         for key, v in values.items():
             c = self._clip(key, v)
             clipped |= c != v
-            cap = self._cap(key)
-            if cap is not None:
-                ref = None
-                if key.endswith(".pos") and present is not None:
-                    ref = _finite_float(present.get(key))
-                elif self.last_sent is not None:
-                    ref = self.last_sent.get(key)
-                elif not key.endswith(".pos"):
-                    ref = self._clip(key, 0.0)
-                if ref is not None:
-                    r = min(max(c, ref - cap), ref + cap)
-                    rate_limited |= r != c
-                    c = self._clip(key, r)
-            if key.endswith(".vel") and present is not None:
+            if key.endswith(".pos"):
+                r = self._position(key, c, readings)
+                if r is None:
+                    continue  # no safe target known yet: do not command this joint
+                rate_limited |= key in readings and r != c
+                c = r
+            elif (cap := self._cap(key)) is not None:
+                ref = self.last_sent.get(key, self._clip(key, 0.0))
+                r = self._clip(key, min(max(c, ref - cap), ref + cap))
+                rate_limited |= r != c
+                c = r
+            if key.endswith(".vel"):
                 pos_key = key[: -len(".vel")] + ".pos"
                 box = self.workspace.get(pos_key)
-                pos = _finite_float(present.get(pos_key))
-                if box is not None and pos is not None and ((pos <= box[0] and c < 0) or (pos >= box[1] and c > 0)):
-                    c, walled = self._clip(key, 0.0), True
+                if box is not None:
+                    pos = readings.get(pos_key)
+                    # no trusted position: we cannot tell which way is out, so stop
+                    if pos is None or (pos <= box[0] and c < 0) or (pos >= box[1] and c > 0):
+                        walled |= c != self._clip(key, 0.0)
+                        c = self._clip(key, 0.0)
             out[key] = c
         self.counters.clipped += clipped
         self.counters.rate_limited += rate_limited
@@ -142,13 +237,21 @@ class SafetyLayer:
         return out, False
 
     def send(self, action: dict[str, Any] | None, present: dict[str, Any] | None) -> dict[str, float]:
-        """Filter ``action`` and send it; returns what the robot reports as sent."""
+        """Filter ``action`` and send it; returns what the robot reports as sent (``{}``, and
+        nothing sent, when no key has a safe value yet)."""
         safe, is_hold = self.filter(action, present)
+        return self._send(safe, is_hold)
+
+    def hold(self, present: dict[str, Any] | None = None) -> dict[str, float]:
+        """Send the hold command now (e-stop, errors). Reads nothing: ``present`` is ignored, so a
+        second call on the same observation cannot count as a confirming reading."""
+        return self._send(self.hold_action(), True)
+
+    def _send(self, safe: dict[str, float], is_hold: bool) -> dict[str, float]:
+        if not safe:
+            return {}
         sent = self.robot.send_action(safe)
-        self.last_sent = dict(safe)
+        self.last_sent.update(safe)
         self.counters.sent += 1
         self.counters.held += is_hold
         return sent if isinstance(sent, dict) else safe
-
-    def hold(self, present: dict[str, Any] | None) -> dict[str, float]:
-        return self.send(None, present)

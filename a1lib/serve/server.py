@@ -7,12 +7,19 @@ websocket_client_policy.WebsocketClientPolicy(host, port, api_key)``), and so do
 
 The protocol, per connection:
 
-1. the server sends a metadata dict (msgpack-numpy, see ``msgpack_numpy.py``);
+1. the server sends a metadata dict (msgpack-numpy, see ``msgpack_numpy.py``). It always has the
+   keys of ``REQUIRED_METADATA``, enough for a client to build a request: ``action_dim`` (A),
+   ``horizon`` (H), ``action_range`` ([low, high] of every action entry), ``camera_keys`` (image
+   keys the policy reads; ``observation.image_past`` is optional), ``image_shape`` ([H, W, 3]) and
+   ``state_dim`` (S). ``None`` means "not fixed": any size is accepted. Values come from the
+   policy's ``metadata``, else ``ServerConfig``; the server enforces ``image_shape`` and ``state_dim``;
 2. loop: the client sends an observation dict (``observation.image`` uint8 (H,W,3),
    ``observation.state`` float (S,), ``task`` str, optional ``observation.image_past``); the
    server answers ``{"actions": float32 (H, A), ..., "server_timing": {"infer_ms", "prev_total_ms"}}``;
-3. on any error the server sends the traceback as a *text* frame and closes that connection
-   (code 1011). Other connections are unaffected.
+3. on any error the server sends a *text* frame and closes that connection (code 1011). Other
+   connections are unaffected. The text is the traceback (``error_detail="traceback"``, the default
+   on a loopback host) or one line ``"<ErrorType>: <message>"`` (``"message"``, the default when
+   binding beyond loopback: tracebacks show file paths to whoever connects).
 
 Safety by default: binds 127.0.0.1 (``--host 0.0.0.0`` to expose it), optional API key checked in
 the ``Authorization: Api-Key <key>`` header (what openpi-client sends), messages capped at
@@ -27,6 +34,7 @@ import argparse
 import asyncio
 import hmac
 import http
+import ipaddress
 import logging
 import os
 import threading
@@ -55,6 +63,37 @@ class ServerConfig:
     max_message_mb: float = 64.0
     max_image_side: int = 1024
     max_state_dim: int = 1024
+    image_shape: tuple[int, int, int] | None = None  # enforced; None: the policy's metadata, else any
+    state_dim: int | None = None  # enforced; None: the policy's metadata, else any
+    error_detail: str | None = None  # "traceback" | "message"; None: traceback on loopback only
+
+    def resolved_error_detail(self) -> str:
+        if self.error_detail is not None:
+            if self.error_detail not in ERROR_DETAILS:
+                raise ValueError(f"ServerConfig.error_detail must be one of {ERROR_DETAILS}, got {self.error_detail!r}")
+            return self.error_detail
+        return "traceback" if is_loopback(self.host) else "message"
+
+
+ERROR_DETAILS = ("traceback", "message")
+# What a client needs to build a request (see the module docstring); None = not fixed.
+REQUIRED_METADATA = ("action_dim", "horizon", "action_range", "camera_keys", "image_shape", "state_dim")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or "": may resolve to anything
+
+
+def one_line_error(e: BaseException, limit: int = 300) -> str:
+    """``"<ErrorType>: <first line of the message>"``, without a traceback or file paths."""
+    lines = str(e).strip().splitlines()
+    text = f"{type(e).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ObservationError(ValueError):
@@ -116,15 +155,34 @@ def _check_result(result: Any) -> dict[str, Any]:
     return {**result, "actions": actions}
 
 
+def server_metadata(policy: Any, config: ServerConfig, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metadata sent on connect: defaults, the policy's ``metadata``, ``config``, ``extra``."""
+    meta: dict[str, Any] = {
+        "server": "a1lib", "protocol": "openpi-websocket", "observation_keys": [IMAGE, IMAGE_PAST, STATE, TASK],
+        "camera_keys": [IMAGE, IMAGE_PAST], **{k: None for k in REQUIRED_METADATA if k != "camera_keys"},
+        **dict(getattr(policy, "metadata", {}) or {}),
+    }
+    as_value = {"image_shape": lambda v: [int(x) for x in v], "state_dim": int}
+    for key, value in (("image_shape", config.image_shape), ("state_dim", config.state_dim)):
+        if value is None:
+            continue
+        value = as_value[key](value)
+        if meta[key] is not None and as_value[key](meta[key]) != value:
+            raise ValueError(f"ServerConfig.{key}={value} contradicts the policy's metadata {key}={meta[key]}")
+        meta[key] = value
+    meta.update(extra or {})
+    shape = meta["image_shape"]
+    if shape is not None and (len(shape) != 3 or int(shape[2]) != 3):
+        raise ValueError(f"metadata image_shape must be [H, W, 3], got {shape}")
+    return meta
+
+
 class PolicyServer:
     def __init__(self, policy: Any, config: ServerConfig | None = None, metadata: dict[str, Any] | None = None) -> None:
         self.policy = policy
         self.config = config or ServerConfig()
-        policy_meta = dict(getattr(policy, "metadata", {}) or {})
-        self.metadata = {
-            "server": "a1lib", "protocol": "openpi-websocket",
-            "observation_keys": [IMAGE, IMAGE_PAST, STATE, TASK], **policy_meta, **(metadata or {}),
-        }
+        self.error_detail = self.config.resolved_error_detail()
+        self.metadata = server_metadata(policy, self.config, metadata)
         self.port: int | None = None
         self.served = 0  # answered requests
         self.errors = 0  # connections closed with an error
@@ -172,14 +230,18 @@ class PolicyServer:
                 prev_total_ms = 1e3 * (time.monotonic() - t0)
             except websockets.ConnectionClosed:
                 break
-            except Exception:  # noqa: BLE001 (protocol: traceback text frame, then close)
+            except Exception as e:  # noqa: BLE001 (protocol: text frame, then close)
                 self.errors += 1
-                text = traceback.format_exc()
-                log.warning("closing connection after error: %s", text.strip().splitlines()[-1])
+                if self.error_detail == "traceback":
+                    text, what = traceback.format_exc(), "Traceback"
+                    log.warning("closing connection after error: %s", one_line_error(e))
+                else:  # the client gets one line; the operator still sees where it failed
+                    text, what = one_line_error(e), "Error message"
+                    log.warning("closing connection after error: %s", traceback.format_exc())
                 try:
                     await ws.send(text)
                     await ws.close(code=CloseCode.INTERNAL_ERROR,
-                                   reason="Internal server error. Traceback included in previous frame.")
+                                   reason=f"Internal server error. {what} included in previous frame.")
                 except websockets.ConnectionClosed:
                     pass
                 break
@@ -229,9 +291,14 @@ class PolicyServer:
 
 
 # ------------------------------------------------------------------ policy loading and CLI
-def load_policy(checkpoint: str | None = None, policy: str = "random", seed: int = 0,
+def load_policy(checkpoint: str | None = None, policy: str = "shipped", seed: int = 0,
                 action_dim: int = 5, horizon: int = 10) -> Any:
-    """``--checkpoint DIR`` -> the trained A1 policy; otherwise ``--policy random``."""
+    """``--checkpoint DIR`` -> the trained A1 policy; otherwise ``--policy shipped`` (the committed
+    cpu policy, policies/a1-cpu) or ``--policy random``."""
+    if checkpoint is None and policy == "shipped":
+        from a1lib.shipped import default_policy_dir
+
+        checkpoint = str(default_policy_dir())
     if checkpoint:
         path = Path(checkpoint)
         if not path.is_dir():
@@ -246,7 +313,7 @@ def load_policy(checkpoint: str | None = None, policy: str = "random", seed: int
         return A1Policy.from_pretrained(path)
     if policy == "random":
         return RandomPolicy(action_dim=action_dim, horizon=horizon, seed=seed)
-    raise ValueError(f"unknown --policy {policy!r} (use 'random' or pass --checkpoint DIR)")
+    raise ValueError(f"unknown --policy {policy!r} (use 'shipped', 'random' or pass --checkpoint DIR)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -256,21 +323,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="require 'Authorization: Api-Key <key>' (default: $A1_API_KEY, else none)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--checkpoint", metavar="DIR", help="serve the A1 policy saved in DIR")
-    which.add_argument("--policy", choices=["random"], default="random", help="serve a baseline (default random)")
-    parser.add_argument("--seed", type=int, default=0)
+    which.add_argument("--policy", choices=["shipped", "random"], default="shipped",
+                       help="without --checkpoint: the committed cpu policy (policies/a1-cpu, default) or a random baseline")
+    parser.add_argument("--seed", type=int, default=0, help="random policy: its seed")
     parser.add_argument("--action-dim", type=int, default=5, help="random policy: action size A")
     parser.add_argument("--horizon", type=int, default=10, help="random policy: chunk length H")
-    parser.add_argument("--max-message-mb", type=float, default=64.0)
-    parser.add_argument("--max-image-side", type=int, default=1024)
+    parser.add_argument("--max-message-mb", type=float, default=64.0, help="refuse larger requests")
+    parser.add_argument("--max-image-side", type=int, default=1024, help="refuse larger images")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="enforce (N, N, 3) images and announce them (default: the policy's, else any)")
+    parser.add_argument("--state-dim", type=int, default=None, help="enforce and announce the state size S")
+    parser.add_argument("--error-detail", choices=ERROR_DETAILS, default=None,
+                        help="what an error reply holds (default: traceback on 127.0.0.1, one line otherwise)")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     policy = load_policy(args.checkpoint, args.policy, args.seed, args.action_dim, args.horizon)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+    if not is_loopback(args.host) and not args.api_key:
         log.warning("binding %s without --api-key: anyone on the network can drive this policy", args.host)
+    image_shape = None if args.image_size is None else (args.image_size, args.image_size, 3)
     config = ServerConfig(host=args.host, port=args.port, api_key=args.api_key,
-                          max_message_mb=args.max_message_mb, max_image_side=args.max_image_side)
+                          max_message_mb=args.max_message_mb, max_image_side=args.max_image_side,
+                          image_shape=image_shape, state_dim=args.state_dim, error_detail=args.error_detail)
     try:
         PolicyServer(policy, config).serve_forever()
     except KeyboardInterrupt:

@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from a1lib.sim.domains import DOMAINS, NOISE_BANK, make_look
-from a1lib.sim.experts import expert_action
+from a1lib.sim.experts import expert_action, expert_plan
 from a1lib.sim.render import SceneRenderer
 from a1lib.sim.tasks import TASKS
 from a1lib.sim.world import (ACTION_DIM, COLOR_NAMES, KIND_NAMES, MAX_OBJECTS, STATE_DIM, STATE_HIGH, STATE_LOW,
@@ -36,6 +36,10 @@ SCENE_FEATURES = {
     "scene.pose": {"dtype": "float32", "shape": [MAX_OBJECTS, 3], "names": ["object", "x_y_yaw"]},
     "scene.held": {"dtype": "int64", "shape": [1], "names": ["held_object"]},
     "scene.motion": {"dtype": "float32", "shape": [2], "names": ["belt_speed", "turntable_speed"]},
+    "scene.progress": {"dtype": "float32", "shape": [1], "names": ["task_completion"]},
+    "scene.camera": {"dtype": "float32", "shape": [2], "names": ["offset_x", "offset_y"]},
+    "scene.target": {"dtype": "int64", "shape": [1], "names": ["target_object"]},
+    "scene.goal": {"dtype": "float32", "shape": [2], "names": ["goal_x", "goal_y"]},
 }
 
 
@@ -148,6 +152,7 @@ class TabletopEnv(gym.Env):
         w = self.world
         if w is None:
             raise RuntimeError("call reset() before scene()")
+        target, goal = expert_plan(self.task, w)
         pose = np.full((MAX_OBJECTS, 3), -1.0, dtype=np.float32)
         pose[:w.n] = w.pose[:w.n]
         pose[:w.n, 2] = (w.pose[:w.n, 2] + math.pi) % (2 * math.pi) - math.pi
@@ -157,6 +162,10 @@ class TabletopEnv(gym.Env):
             "scene.pose": pose,
             "scene.held": np.array([w.held], dtype=np.int64),
             "scene.motion": np.array([w.belt_speed * 10.0, w.table_speed * 10.0], dtype=np.float32),
+            "scene.progress": np.array([self.task.completion(w)], dtype=np.float32),
+            "scene.camera": np.array(self.look.jitter, dtype=np.float32) / self.image_size,
+            "scene.target": np.array([target], dtype=np.int64),
+            "scene.goal": np.array(goal if goal is not None else (-1.0, -1.0), dtype=np.float32),
         }
 
     @property

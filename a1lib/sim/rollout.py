@@ -34,8 +34,10 @@ class EpisodeRecord:
 
 
 def rollout_policy(env: TabletopEnv, policy_fn: Callable[[dict, TabletopEnv], np.ndarray], max_steps: int | None = None,
-                   seed: int | None = None) -> EpisodeRecord:
-    """Runs ``policy_fn(obs, env) -> action (5,)`` from ``env.reset(seed)`` until success or the limit."""
+                   seed: int | None = None, perturb: Callable[[np.ndarray], np.ndarray] | None = None) -> EpisodeRecord:
+    """Runs ``policy_fn(obs, env) -> action (5,)`` from ``env.reset(seed)`` until success or the limit.
+
+    ``perturb(action) -> action`` changes what is executed, not what is recorded (DART)."""
     base = env.unwrapped
     obs, _ = env.reset(seed=seed)
     limit = base.step_limit if max_steps is None else int(max_steps)
@@ -51,7 +53,7 @@ def rollout_policy(env: TabletopEnv, policy_fn: Callable[[dict, TabletopEnv], np
         actions.append(a)
         for k, v in base.scene().items():
             scenes[k].append(v)
-        obs, _, terminated, truncated, info = env.step(a)
+        obs, _, terminated, truncated, info = env.step(a if perturb is None else perturb(a))
         success = bool(info["success"])
         if terminated or truncated:
             break
@@ -62,8 +64,27 @@ def rollout_policy(env: TabletopEnv, policy_fn: Callable[[dict, TabletopEnv], np
         wrist_images=np.stack(wrists) if wrists else None)
 
 
+def dart_perturbation(noise: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """DART (Laskey et al. 2017): Gaussian noise of std ``noise`` on the executed velocities (vx, vy,
+    vyaw), clipped to the action box; lift and grip stay as commanded. The expert, re-evaluated
+    every step, then demonstrates how to recover from the drift it causes."""
+    rng = np.random.default_rng([int(seed), 0xDA27])
+
+    def perturb(a: np.ndarray) -> np.ndarray:
+        out = np.array(a, dtype=np.float32, copy=True)
+        out[:3] = np.clip(out[:3] + rng.normal(0.0, noise, size=3), -1.0, 1.0)
+        return out
+
+    return perturb
+
+
 def record_expert_episode(task: str, domain: str, seed: int, image_size: int = 64, wrist_camera: bool = False,
-                          motion_blind: bool = False, **env_kwargs) -> EpisodeRecord:
-    """One expert episode of ``task`` in ``domain`` from ``seed`` (same arguments -> same bytes)."""
+                          motion_blind: bool = False, dart_noise: float = 0.0, **env_kwargs) -> EpisodeRecord:
+    """One expert episode of ``task`` in ``domain`` from ``seed`` (same arguments -> same bytes).
+
+    ``dart_noise`` > 0 records DART demonstrations: the labels are the expert's clean commands, the
+    executed actions carry noise (``dart_perturbation``)."""
     env = TabletopEnv(task=task, domain=domain, image_size=image_size, wrist_camera=wrist_camera, **env_kwargs)
-    return rollout_policy(env, lambda obs, e: e.expert_action(motion_blind=motion_blind), seed=int(seed))
+    perturb = dart_perturbation(dart_noise, seed) if dart_noise > 0 else None
+    return rollout_policy(env, lambda obs, e: e.expert_action(motion_blind=motion_blind), seed=int(seed),
+                          perturb=perturb)

@@ -54,28 +54,27 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 class SamplesPerSecond(L.Callback):
-    """Throughput over training steps (the first ``skip`` steps, with warm-up costs, excluded)."""
+    """Throughput over training steps, wall clock from one batch start to the next, so data loading
+    counts (the first ``skip`` steps, with warm-up costs, excluded)."""
 
     def __init__(self, skip: int = 2):
         self.skip = skip
         self.samples = 0
         self.seconds = 0.0
-        self._t0 = None
+        self._last = None
         self._seen = 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._t0 is None:
-            return
-        dt = time.perf_counter() - self._t0
-        n = int(batch["image"].shape[0]) * trainer.world_size
-        self._seen += 1
-        if self._seen > self.skip:
-            self.samples += n
-            self.seconds += dt
-        pl_module.log("samples_per_s", n / max(dt, 1e-9), prog_bar=True, on_step=True, logger=True, batch_size=n)
+        now = time.perf_counter()
+        if self._last is not None:
+            dt = now - self._last
+            n = int(batch["image"].shape[0]) * trainer.world_size
+            self._seen += 1
+            if self._seen > self.skip:
+                self.samples += n
+                self.seconds += dt
+            pl_module.log("samples_per_s", n / max(dt, 1e-9), prog_bar=True, on_step=True, logger=True, batch_size=n)
+        self._last = now
 
     @property
     def rate(self) -> float | None:

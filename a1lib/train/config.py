@@ -28,6 +28,9 @@ class TrainConfig:
     source_weights: dict[str, float] = field(default_factory=lambda: {"sim": 0.72, "lab": 0.20, "human": 0.08})
     delta: int = 5  # future / history offset in frames (the policy stores it)
     normalization: str = "mean_std"  # Normalizer mode for state / action
+    binary_action_dims: tuple[int, ...] = ()  # on/off action entries the exported policy executes by sign
+    init_vision: str | None = None  # a1 pretrain-vision output to start the vision path from (fresh models)
+    freeze_vision: bool = False  # keep the conv trunk and grounding head fixed (they learned in pretrain-vision)
     val_episodes: int = 1  # episodes held out per source for the validation loss
     val_every: int = 200  # steps between validation passes
     val_batches: int = 4  # batches per validation pass

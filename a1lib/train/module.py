@@ -24,7 +24,7 @@ from a1lib.models.modeling_a1 import A1Model
 from a1lib.models.processor import SOURCES
 from a1lib.train.config import TrainConfig
 
-TERMS = {"action": "has_action", "generation": "has_future", "understanding": "has_qa"}
+TERMS = {"action": "has_action", "generation": "has_future", "understanding": "has_qa", "grounding": "has_grounding"}
 
 
 class NonFiniteLossError(RuntimeError):

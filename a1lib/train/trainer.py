@@ -33,6 +33,7 @@ from a1lib.train.callbacks import AtomicCheckpointIO, SamplesPerSecond, read_che
 from a1lib.train.config import TrainConfig
 from a1lib.train.datamodule import A1DataModule
 from a1lib.train.module import A1LightningModule
+from a1lib.train.vision import freeze_vision, load_vision
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
@@ -93,7 +94,12 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
         last.unlink()
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = A1LightningModule(config.to_dict(), dataclasses.asdict(cfg), model=init_model)
+    model = init_model if init_model is not None else A1Model(config)
+    if cfg.init_vision and init_model is None:
+        load_vision(model, cfg.init_vision)
+    if cfg.freeze_vision:
+        freeze_vision(model)
+    module = A1LightningModule(config.to_dict(), dataclasses.asdict(cfg), model=model)
     loggers: list = []
     if cfg.csv_logger:
         loggers.append(CSVLogger(out, name="logs"))  # logs/version_N/metrics.csv, one per (re)start
@@ -122,5 +128,5 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
     policy_dir = out / POLICY_DIR
     if trainer.is_global_zero:
         model = module.model.to("cpu").float().eval()
-        A1Policy(model, processor, delta=cfg.delta).save_pretrained(policy_dir)
+        A1Policy(model, processor, delta=cfg.delta, binary_action_dims=cfg.binary_action_dims).save_pretrained(policy_dir)
     return FitResult(policy_dir, last, int(trainer.global_step), resumed_from, rate.rate, time.time() - t0)

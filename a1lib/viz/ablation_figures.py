@@ -175,14 +175,14 @@ def plot_imagined_outcomes(policy_dir: str | Path, out: str | Path, tasks: list[
         if len(picked) == 2:
             break
     cols = [picked[k] + (k,) for k in ("success", "failure") if k in picked]
-    fig, axes = plt.subplots(3, 2 * len(cols), figsize=(3.6 * len(cols), 5.4), squeeze=False)
+    fig, axes = plt.subplots(3, 2 * len(cols), figsize=(4.4 * len(cols), 5.8), squeeze=False)
     d = policy.delta
     for c, (task, i, res, kind) in enumerate(cols):
         frames = res.frames
         for j, frac in enumerate((0.25, 0.6)):
             t = min(int(frac * len(frames)), max(0, len(frames) - 1 - d))
             draw_future_column(axes, 2 * c + j, d, frames[t][0], frames[t][1], frames[min(t + d, len(frames) - 1)][0],
-                               f"{kind}: {task} ep{i}, t={t}")
+                               f"{kind}\n{task} ep{i}\nt={t}")  # three short lines: no overlap
     if "success" not in picked:
         fig.suptitle(f"no successful episode among the first {episodes} seeds of\n{', '.join(tasks)}", fontsize=8)
     return _save(fig, out)
@@ -243,7 +243,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tasks searched for a successful and a failed episode")
     parser.add_argument("--imagined-episodes", type=int, default=3, help="evaluation seeds tried per task")
     parser.add_argument("--params", default="params.yaml", help="its eval section gives the replan interval")
-    parser.add_argument("--preset", default=None)
+    parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -317,11 +317,15 @@ class ExplorerWidget:
                                   description="instruction", layout=w.Layout(width="60%"), continuous_update=False)
         self.what_if = w.Checkbox(value=s.belt_speed is not None or s.turntable_speed is not None,
                                   description="what if: speeds", disabled=not simulated)
-        self.belt = w.FloatSlider(value=s.belt_speed or 0.14, min=BELT_RANGE[0], max=BELT_RANGE[1], step=0.01,
-                                  description="belt u/s", continuous_update=False, disabled=not simulated)
-        self.turntable = w.FloatSlider(value=s.turntable_speed or 0.7, min=TURNTABLE_RANGE[0],
-                                       max=TURNTABLE_RANGE[1], step=0.05, description="turntable",
-                                       continuous_update=False, disabled=not simulated)
+        belt, turntable = self._own_speeds()
+        self.belt = w.FloatSlider(value=belt if s.belt_speed is None else s.belt_speed, min=BELT_RANGE[0],
+                                  max=BELT_RANGE[1], step=0.01, description="belt u/s", continuous_update=False,
+                                  disabled=not simulated)
+        self.turntable = w.FloatSlider(value=turntable if s.turntable_speed is None else s.turntable_speed,
+                                       min=TURNTABLE_RANGE[0], max=TURNTABLE_RANGE[1], step=0.05,
+                                       description="turntable", continuous_update=False, disabled=not simulated)
+        self._syncing = False
+        self._episode_key = (s.task, s.domain, s.episode)
         self.out = w.Output()
         controls = [self.task, self.domain, self.episode, self.step, self.instruction, self.what_if, self.belt,
                     self.turntable]
@@ -331,7 +335,16 @@ class ExplorerWidget:
                            w.HBox([self.what_if, self.belt, self.turntable]), self.out])
         self.redraw()
 
+    def _own_speeds(self) -> tuple[float, float]:
+        """The episode's own belt and turntable speeds (what the sliders show while what-if is off)."""
+        motion = self.explorer.episode().motion
+        if motion is None:
+            return 0.14, 0.7
+        return float(motion[0]), float(motion[1])
+
     def _changed(self, _change: dict) -> None:
+        if self._syncing:
+            return
         speeds = self.what_if.value
         self.explorer.update(task=self.task.value, domain=self.domain.value, episode=self.episode.value,
                              instruction=self.instruction.value.strip() or None,
@@ -340,6 +353,12 @@ class ExplorerWidget:
         episode = self.explorer.episode()
         self.step.max = len(episode) - 1  # clamps the value, which may call back once more
         self.instruction.placeholder = episode.instruction
+        key = (self.task.value, self.domain.value, self.episode.value)
+        if not speeds and key != self._episode_key:  # a new episode: the sliders show its own speeds, as the header
+            self._episode_key = key
+            self._syncing = True
+            self.belt.value, self.turntable.value = self._own_speeds()
+            self._syncing = False
         self.explorer.update(step=min(self.step.value, len(episode) - 1))
         self.redraw()
 

@@ -148,6 +148,78 @@ def results_table(metrics: dict[str, Any]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def plot_perception(perception: dict[str, Any], out: str | Path) -> Path:
+    """Left: where is everything? held-out localisation error per name vs predicting the mean position.
+    Right: imagined futures vs "the future equals now" (latent MSE) on the dynamic tasks."""
+    loc = perception["localisation"]["per_name"]
+    fut = perception.get("futures", {})
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [3, 1]})
+    names = list(loc)
+    x = np.arange(len(names))
+    a.bar(x - 0.2, [loc[n]["error_px"] for n in names], 0.4, label="model (mean)", color="tab:blue")
+    a.bar(x + 0.2, [loc[n]["mean_baseline_px"] for n in names], 0.4, label="predict the mean", color="0.7")
+    a.axhline(3, color="k", lw=0.8, ls=":", label="3 px")
+    a.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    a.set_ylabel("error (px at the model's image size)")
+    a.set_title(f"localisation on held-out {perception['domain']} frames", fontsize=9)
+    a.legend(fontsize=7)
+    tasks = list(fut)
+    x = np.arange(len(tasks))
+    b.bar(x - 0.2, [fut[t]["latent_mse"] for t in tasks], 0.4, label="imagined", color="tab:green")
+    b.bar(x + 0.2, [fut[t]["latent_mse_copy"] for t in tasks], 0.4, label="future = now", color="0.7")
+    b.set_xticks(x, tasks, rotation=30, ha="right", fontsize=7)
+    b.set_ylabel("future-latent MSE")
+    b.set_title("imagined futures vs copy", fontsize=9)
+    b.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def plot_replan_sweep(sweep: dict[str, Any], out: str | Path) -> Path:
+    """Success on the validation seeds against the replan interval, one line per row."""
+    intervals = sorted(sweep["replan_sweep"], key=int)
+    rows = list(sweep["replan_sweep"][intervals[0]])
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name in rows:
+        o = [sweep["replan_sweep"][r][name] for r in intervals]
+        rate = np.array([v["success_rate"] for v in o])
+        lo, hi = np.array([v["ci95"][0] for v in o]), np.array([v["ci95"][1] for v in o])
+        ax.errorbar([int(r) for r in intervals], rate, yerr=[rate - lo, hi - rate], marker="o", capsize=3,
+                    color=ROW_COLORS.get(name), label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([int(r) for r in intervals], intervals)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("actions executed per chunk (replan interval)")
+    ax.set_ylabel("success (validation seeds, 95% CI)")
+    ax.set_title(f"choosing the replan interval ({sweep['episodes_per_task']} episodes per task)", fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def perception_table(perception: dict[str, Any]) -> str:
+    loc = perception["localisation"]["per_name"]
+    lines = ["| name | error px (mean) | median | predict-the-mean px | frames |", "|---|---|---|---|---|"]
+    lines += [f"| {n} | {v['error_px']:.2f} | {v['median_px']:.2f} | {v['mean_baseline_px']:.2f} | {v['frames']} |"
+              for n, v in loc.items()]
+    fut = perception.get("futures", {})
+    if fut:
+        lines += ["", "| dynamic task | future-latent MSE | future = now | reduction | object PSNR dB (imagined / now) |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {t} | {v['latent_mse']:.4f} | {v['latent_mse_copy']:.4f} | {v['reduction_vs_copy']:+.0%} | "
+                  f"{v['psnr_objects_db']:.1f} / {v['psnr_objects_copy_db']:.1f} |" for t, v in fut.items()]
+    return "\n".join(lines) + "\n"
+
+
+def sweep_table(sweep: dict[str, Any]) -> str:
+    intervals = sorted(sweep["replan_sweep"], key=int)
+    rows = list(sweep["replan_sweep"][intervals[0]])
+    lines = ["| replan every | " + " | ".join(rows) + " |", "|---|" + "---|" * len(rows)]
+    for r in intervals:
+        cells = [f"{v['success_rate']:.0%} ({v['successes']}/{v['episodes']})"
+                 for v in (sweep["replan_sweep"][r][n] for n in rows)]
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _save(fig, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +238,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain", default="artifacts/pretrain", help="pretraining run directory")
     parser.add_argument("--finetune", default="artifacts/finetune", help="fine-tuning run directory (policy in policy/)")
     parser.add_argument("--eval", default="experiments/eval/metrics.json", help="evaluation metrics JSON")
+    parser.add_argument("--perception", default="experiments/perception/metrics.json",
+                        help="a1 perception metrics (skipped if missing)")
+    parser.add_argument("--sweep", default="experiments/replan_sweep/metrics.json",
+                        help="replan-interval sweep metrics (skipped if missing)")
     parser.add_argument("--out", default="figures", help="output folder")
     parser.add_argument("--grid-tasks", default="ExpressSorting,IngredientPicking,SortParts,PlaceFlower",
                         help="tasks of the imagined-futures grid")
@@ -182,9 +258,18 @@ def run(args: argparse.Namespace) -> int:
         plot_imagined_grid(Path(args.finetune) / "policy", out / "imagined_futures.png",
                            [t.strip() for t in args.grid_tasks.split(",") if t.strip()]),
     ]
+    text = "## Closed-loop success\n\n" + results_table(metrics)
+    if Path(args.perception).is_file():
+        perception = json.loads(Path(args.perception).read_text())
+        written.append(plot_perception(perception, out / "perception.png"))
+        text += "\n## Perception: localisation and imagined futures (held-out episodes)\n\n" + perception_table(perception)
+    if Path(args.sweep).is_file():
+        sweep = json.loads(Path(args.sweep).read_text())
+        written.append(plot_replan_sweep(sweep, out / "replan_sweep.png"))
+        text += "\n## Replan interval (validation seeds)\n\n" + sweep_table(sweep)
     table = out / "results.md"
     tmp = table.with_name(".results.md.tmp")
-    tmp.write_text(results_table(metrics))
+    tmp.write_text(text)
     os.replace(tmp, table)
     for path in written + [table]:
         print(f"wrote {path}")

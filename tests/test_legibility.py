@@ -27,9 +27,9 @@ def test_success_predicates_accept_what_the_experts_do():
     assert T.VASE_TOL > E.PLACE_TOL and T.PEN_POS_TOL > E.PLACE_TOL
     assert T.PEN_YAW_TOL > E.PLACE_YAW_TOL
     # a yaw tolerance, seen at the tip of the pen as drawn, is at least 1.5 px too
-    prims = object_prims("markpen", COLOR["red"])
-    half_length = max(p[1] + p[3] / 2 for p in prims if p[0] == "rect") * OBJECT_DRAW_SCALE
-    assert E.PLACE_YAW_TOL * half_length >= E.MIN_TOL
+    from a1lib.viz.legibility import pen_half_length
+
+    assert E.PLACE_YAW_TOL * pen_half_length() >= E.MIN_TOL
 
 
 @pytest.mark.parametrize("kind", [k for k in KIND_NAMES if k not in NOT_GRASPABLE])

@@ -130,11 +130,12 @@ def future_errors(policy: Any, records: list[EpisodeRecord], every: int = 2) -> 
         batch = dict(batch, image=images_to_tensor(rec.images[frames]),
                      latent_hist=torch.stack([lat[past], lat[frames]], 1))
         imagined = model.imagine(batch)["latent"]  # (n, C, h, w)
-        target, now = lat[frames + delta], lat[frames]
-        masks = torch.from_numpy(object_masks(rec.scene["scene.pose"][frames + delta], rec.scene["scene.kind"][frames + delta],
-                                              rec.scene.get("scene.camera", None) if "scene.camera" not in rec.scene
-                                              else rec.scene["scene.camera"][frames + delta], config.image_size))
-        truth = images_to_tensor(rec.images[frames + delta])
+        later = frames + delta
+        target, now = lat[later], lat[frames]
+        camera = rec.scene.get("scene.camera")
+        masks = torch.from_numpy(object_masks(rec.scene["scene.pose"][later], rec.scene["scene.kind"][later],
+                                              None if camera is None else camera[later], config.image_size))
+        truth = images_to_tensor(rec.images[later])
         d = per_task.setdefault(rec.task, {"mse": [], "copy": [], "psnr": [], "psnr_copy": []})
         d["mse"] += ((imagined - target) ** 2).flatten(1).mean(1).tolist()
         d["copy"] += ((now - target) ** 2).flatten(1).mean(1).tolist()

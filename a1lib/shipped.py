@@ -14,13 +14,14 @@ that made it (their params and the md5 of each input and output) and the evaluat
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from a1lib.io import atomic_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = ROOT / "policies" / "a1-cpu"
@@ -75,28 +76,7 @@ def ship(policy: str | Path = "artifacts/finetune/policy", out: str | Path = SHI
                                     for t, v in evaluation["rows"][name]["per_task"].items()}},
         "reproduce": f"a1 evaluate --policy {out} --reference '' --gifs-per-task 0",
     }
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(policy, tmp)
-    (tmp / PROVENANCE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    old = out.with_name(out.name + ".old")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_directory(out) as tmp:
+        shutil.copytree(policy, tmp, dirs_exist_ok=True)
+        (tmp / PROVENANCE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default="artifacts/finetune/policy", help="the pipeline's fine-tuned policy")
-    parser.add_argument("--out", default=str(SHIPPED_DIR.relative_to(ROOT)), help="where the shipped policy lives")
-    parser.add_argument("--lock", default="dvc.lock", help="the lock file of the run that made the policy")
-    parser.add_argument("--metrics", default="experiments/eval/metrics.json", help="that run's evaluation metrics")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = ship(args.policy, args.out, args.lock, args.metrics)
-    p = provenance(out)
-    o = p["evaluation"]["overall"]
-    print(f"shipped {args.policy} -> {out} ({p['size_mb']} MB); committed success {o['successes']}/{o['episodes']}")
-    return 0

@@ -60,15 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     from a1lib.eval.perception import heldout_episodes, localisation_errors, token_probe_errors
     from a1lib.models.configuration_a1 import A1Config
     from a1lib.models.image_tokenizer import ImageTokenizerConfig, train_image_tokenizer
-    from a1lib.models.latent_cache import encode_dataset
     from a1lib.models.policy_a1 import A1Policy
     from a1lib.models.text_tokenizer import build_corpus, save_text_tokenizer, train_text_tokenizer
-    from a1lib.train import pipeline
+    from a1lib.train import inputs
     from a1lib.train.config import TrainConfig
     from a1lib.train.datamodule import build_normalizer
+    from a1lib.train.latent_cache import encode_dataset
     from a1lib.train.privileged import PrivilegedTrainConfig, train_privileged
     from a1lib.train.trainer import fit
     from a1lib.train.vision import VisionTrainConfig, pretrain_vision
+    from a1lib.workflows.params import parse_overrides
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     rungs = {r.strip() for r in args.rungs.split(",")}
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     generate(DataGenConfig(tasks=tuple(tasks), sim_episodes_per_task=args.sim_episodes, seed=args.seed,
                            lab_episodes_per_task=args.lab_episodes, human_episodes_per_task=0,
                            dart_noise=args.dart_noise), work / "data", sources=["sim", "lab"])
-    datasets = pipeline.load_datasets(work / "data", ["sim", "lab"])
+    datasets = inputs.load_datasets(work / "data", ["sim", "lab"])
     normalizer = build_normalizer(datasets)
     print(f"data: {sum(len(d) for d in datasets.values())} frames in {time.time() - t:.0f} s")
     evaluate_kw = dict(episodes=args.eval_episodes, replan_every=args.replan_every, workers=2, gifs_per_task=0,
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if rungs & {"probe", "a1"}:
         t = time.time()
         config = A1Config.preset(args.preset, image_size=64, latent_size=8, state_dim=6, action_dim=5, chunk_size=10,
-                                 **pipeline.parse_overrides(args.model_set, "--model-set"))
+                                 **parse_overrides(args.model_set, "--model-set"))
         frames = np.concatenate([ds.get_frames("observation.image", np.arange(len(ds))) for ds in datasets.values()])
         episode_ids = np.concatenate([ds.episode_of + 100_000 * k for k, ds in enumerate(datasets.values())])
         image_tok, _ = train_image_tokenizer(frames, ImageTokenizerConfig(train_steps=args.tokenizer_steps,
@@ -111,14 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         save_text_tokenizer(text_tok, work / "tokenizer" / "text")
         for s, ds in datasets.items():
             encode_dataset(ds, image_tok, work / "latents" / f"{s}.safetensors", dataset_root=ds.root)
-        text_tok, image_tok = pipeline.load_tokenizers(work / "tokenizer")
+        text_tok, image_tok = inputs.load_tokenizers(work / "tokenizer")
         vision = pretrain_vision(config, VisionTrainConfig(steps=args.vision_steps, seed=args.seed, num_workers=0),
                                  datasets, text_tok, work / "vision", resume=False, progress=False)
         train_cfg = TrainConfig(steps=args.a1_steps, batch_size=args.batch_size, lr=5e-4,
                                 warmup_steps=min(100, args.a1_steps // 10), min_lr=5e-5, val_every=args.a1_steps,
                                 checkpoint_every=500, seed=args.seed, source_weights={"sim": 0.7, "lab": 0.3},
                                 binary_action_dims=(3, 4), init_vision=str(work / "vision"), freeze_vision=True)
-        processor = pipeline.build_processor(config, train_cfg, datasets, text_tok, image_tok, work / "latents", normalizer)
+        processor = inputs.build_processor(config, train_cfg, datasets, text_tok, image_tok, work / "latents", normalizer)
         result = fit(config, train_cfg, datasets, processor, work / "a1", resume=False, progress=False)
         prep = time.time() - t
         policy = A1Policy.from_pretrained(result.policy_dir)

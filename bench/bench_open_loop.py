@@ -33,9 +33,9 @@ def main(argv=None) -> int:
 
     import torch
 
+    from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
     from a1lib.data import LeRobotDataset, WindowedDataset
     from a1lib.models.policy_a1 import A1Policy
-    from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK
     from a1lib.sim import ACTION_NAMES
 
     torch.set_num_threads(1)

@@ -19,13 +19,13 @@ import json
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from a1lib.io import atomic_write_text  # noqa: E402
 from a1lib.sim import DYNAMIC_TASKS, TASKS, make_env  # noqa: E402
 
 
@@ -132,11 +132,7 @@ def main(argv=None) -> int:
     if args.json:
         out = {"speed": speed, "expert": table, "motion_blind": blind, "seeds": args.seeds,
                "image_size": args.image_size}
-        d = os.path.dirname(os.path.abspath(args.json))
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(out, f, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write_text(args.json, json.dumps(out, indent=2))  # no trailing newline, as json.dump wrote it
         print(f"\nwrote {args.json}")
     return 0
 

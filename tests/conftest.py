@@ -1,5 +1,7 @@
 """Shared test setup: tests run from the repository root with a quiet, deterministic torch."""
 
+import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -17,19 +19,19 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def quick_policy(tmp_path_factory) -> Path:
-    """A tiny trained ci A1Policy directory (a1lib.train.quick), built once per test session.
+    """A tiny trained ci A1Policy directory (a1lib.workflows.quick_policy), built once per test session.
 
     One torch thread for the build: on a busy 2-core machine that is several times faster."""
-    from a1lib.train.quick import build_quick_policy
+    from a1lib.workflows.quick_policy import build_quick_policy
 
     return build_quick_policy(tmp_path_factory.mktemp("quick_policy") / "policy", seed=0, threads=1)
 
 
 @pytest.fixture(scope="session")
 def quick_artifacts(tmp_path_factory):
-    """Tiny sim + lab datasets, tokenizers and latent caches of one task (a1lib.train.quick), built
+    """Tiny sim + lab datasets, tokenizers and latent caches of one task (a1lib.workflows.quick_policy), built
     once per test session, in the pipeline's layout."""
-    from a1lib.train.quick import build_quick_artifacts
+    from a1lib.workflows.quick_policy import build_quick_artifacts
 
     return build_quick_artifacts(tmp_path_factory.mktemp("quick_artifacts"), tasks=("PlaceFlower",),
                                  episodes_per_task=2, sources=("sim", "lab"))
@@ -46,3 +48,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def log_records(logger_name: str):
+    """Collects the records the named logger emits inside the block (whatever the logging config)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

@@ -4,10 +4,18 @@ import json
 
 import pytest
 import yaml
-
-from a1lib.eval.ablation import VARIANTS, AblationConfig, get_variant, pool_seeds, train_commands
-from a1lib.eval.claims import CLAIMS, claims_table, difference_interval, evaluate_claims, verdict
 from conftest import ROOT
+
+from a1lib.eval.ablation import VARIANTS, AblationConfig, get_variant, pool_seeds
+from a1lib.eval.claims import (
+    CLAIMS,
+    claims_table,
+    difference_interval,
+    evaluate_claims,
+    min_detectable_difference,
+    verdict,
+)
+from a1lib.workflows.ablation import train_commands
 
 ALL = ["SortParts", "PlaceFlower", "ExpressSorting", "IngredientPicking"]
 
@@ -15,7 +23,11 @@ ALL = ["SortParts", "PlaceFlower", "ExpressSorting", "IngredientPicking"]
 def fake_result(name, successes, episodes=10, loss=0.5):
     """A metrics.json as `a1 ablation run` writes it, with `successes[task]` of `episodes` per task."""
     per_task = {t: {"successes": successes.get(t, 0), "episodes": episodes} for t in ALL}
-    return {"variant": name, "per_task": per_task, "val_action_loss": loss}
+    half = {t: {"successes": v["successes"] // 2, "episodes": episodes // 2} for t, v in per_task.items()}
+    rest = {t: {"successes": v["successes"] - half[t]["successes"], "episodes": episodes - episodes // 2}
+            for t, v in per_task.items()}
+    return {"variant": name, "per_task": per_task, "val_action_loss": loss,
+            "per_seed": {"seed0": {"per_task": half}, "seed1": {"per_task": rest}}}
 
 
 def test_params_variants_and_claims_name_real_variants():
@@ -68,13 +80,21 @@ def test_pool_seeds_adds_episodes_over_seeds():
 def test_difference_interval_and_verdicts():
     d, lo, hi = difference_interval(45, 50, 10, 50)
     assert d == pytest.approx(0.7) and 0 < lo < 0.7 < hi < 1
-    assert verdict(lo, d) == "reproduced"
+    assert verdict(lo, hi, 0.9, 0.2) == "reproduced"
     d, lo, hi = difference_interval(6, 10, 4, 10)
-    assert lo < 0 < d and verdict(lo, d) == "partly"
-    d, lo, hi = difference_interval(3, 10, 5, 10)
-    assert verdict(lo, d) == "not reproduced"
+    assert lo < 0 < d < hi and verdict(lo, hi, 0.6, 0.4) == "inconclusive"
+    d, lo, hi = difference_interval(5, 50, 45, 50)
+    assert hi < 0 and verdict(lo, hi, 0.1, 0.9) == "contradicted"
     d, lo, hi = difference_interval(0, 10, 0, 10)
-    assert d == 0 and verdict(lo, d) == "not reproduced"
+    assert d == 0 and verdict(lo, hi, 0.0, 0.0) == "no signal"
+    assert verdict(*difference_interval(2, 50, 1, 50)[1:], 0.04, 0.02) == "no signal"
+
+
+def test_min_detectable_difference_shrinks_with_episodes():
+    small, large = min_detectable_difference(0.3, 20, 20), min_detectable_difference(0.3, 200, 200)
+    assert 0.3 < small < 0.5 and 0.1 < large < 0.15 and large < small
+    # the textbook check: at p = 0.5 vs 0.5 + d with 100 per arm, 80% power needs d of about 0.19
+    assert min_detectable_difference(0.5, 100, 100) == pytest.approx(0.19, abs=0.01)
 
 
 def test_claims_table_is_computed_from_the_results():
@@ -87,9 +107,11 @@ def test_claims_table_is_computed_from_the_results():
     assert len(rows) == 3  # claims whose variants did not run are left out
     dyn = rows["foresight beats a pi0-style policy on dynamic tasks"]
     assert dyn["ours_better"] == 90.0 and dyn["ours_worse"] == 15.0 and dyn["verdict"] == "reproduced"
-    assert rows["sim + real + human pretraining beats sim alone"]["verdict"] == "not reproduced"
+    assert rows["sim + real + human pretraining beats sim alone"]["verdict"] == "inconclusive"
+    assert dyn["per_seed"] == [[0.8, 1.0], [0.1, 0.2]]  # a1_full: seed0 4 + 4 of 10, seed1 5 + 5 of 10
     table = claims_table(list(rows.values()))
-    assert "86.7 vs 43.4 (+43.3)" in table and "**reproduced**" in table and "**not reproduced**" in table
+    assert "86.7 vs 43.4 (+43.3)" in table and "**reproduced**" in table and "**inconclusive**" in table
+    assert "80/100 vs 10/20" in table
 
 
 def test_report_names_a_malformed_metrics_file(tmp_path):
@@ -106,8 +128,8 @@ def test_report_names_a_malformed_metrics_file(tmp_path):
 def test_train_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeypatch):
     import argparse
 
-    import a1lib.cli
-    from a1lib.eval.ablation import train_seed
+    import a1lib.workflows.cli
+    from a1lib.workflows.ablation import train_seed
 
     calls = []
 
@@ -118,7 +140,7 @@ def test_train_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeyp
         (out / "checkpoints").mkdir(exist_ok=True)
         return 0
 
-    monkeypatch.setattr(a1lib.cli, "main", fake_main)
+    monkeypatch.setattr(a1lib.workflows.cli, "main", fake_main)
     monkeypatch.chdir(tmp_path)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"preset": "p", "presets": {"p": {"ablation": {"seeds": [0], "pretrain_steps": 3}}}}))

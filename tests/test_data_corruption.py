@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from a1lib.data import DatasetError, LeRobotDataset
-from a1lib.data import info as info_cli
 from a1lib.data.synthetic import synthetic_frame, write_synthetic_dataset
+from a1lib.workflows.data import info as info_cli
 
 LENGTHS = (6, 9, 7)  # episodes 0..2, frames 0..21
 DATA = "data/chunk-000/file-000.parquet"

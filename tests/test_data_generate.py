@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from a1lib.cli import main as cli_main
+from a1lib.workflows.cli import main as cli_main
 from a1lib.data import LeRobotDataset
 from a1lib.data import generate as gen
 from a1lib.data.seeds import train_seed
@@ -100,7 +100,7 @@ def test_cli_generate_and_info(tmp_path, monkeypatch, capsys):
 
 
 def test_unknown_params_key_is_an_error(tmp_path):
-    from a1lib.params import ParamsError, load_section
+    from a1lib.workflows.params import ParamsError, load_section
 
     params = tmp_path / "params.yaml"
     params.write_text("preset: x\npresets:\n  x:\n    data:\n      episodes: 3\n")

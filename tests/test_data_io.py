@@ -155,7 +155,7 @@ def test_durable_recording_survives_interruption(tmp_path):
     ds = LeRobotDataset(root)
     assert ds.num_episodes == 2 and len(ds) == 9
     np.testing.assert_array_equal(ds[8]["observation.image"], synthetic_image(1, 4))
-    assert not list(root.rglob("*.part"))
+    assert not [p for p in root.rglob("*") if ".tmp-" in p.name]  # no temp file of a1lib.io left
 
 
 def test_frame_validation_errors(tmp_path):

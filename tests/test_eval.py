@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from a1lib.eval.evaluate import evaluate, wilson_interval, write_json_atomic
-from a1lib.eval.gif import chunk_path, compose_frame
+from a1lib.eval.ablation import ablation_summary
+from a1lib.eval.evaluate import evaluate, evaluation_summary, summarise, wilson_interval
+from a1lib.eval.gif import compose_frame
+from a1lib.eval.perception import perception_summary
+from a1lib.io import atomic_write_json
+from a1lib.sim.world import planned_path
 
 
 def test_wilson_interval():
@@ -19,10 +26,82 @@ def test_wilson_interval():
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
-def test_chunk_path_and_frame():
+def flat(tree, prefix=""):
+    """{"a": {"b": 1}} -> {"a.b": 1}, as `dvc metrics show` flattens a metrics file."""
+    out = {}
+    for k, v in tree.items():
+        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def assert_few_numbers(summary, most=25):
+    values = flat(summary)
+    assert 0 < len(values) <= most, values
+    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values.values()), values
+    json.dumps(summary, allow_nan=False)  # what DVC reads back
+    return values
+
+
+def test_summaries_hold_only_the_numbers_to_compare():
+    tasks = ["SortParts", "ZipBag", "ExpressSorting"]
+    results = [{"task": t, "success": (i + k) % 3 == 0, "steps": 10 + i, "seed": 100 * k + i}
+               for k, t in enumerate(tasks) for i in range(5)]
+    rows = {name: {"policy": name, **summarise(results, tasks)} for name in ("a1", "privileged", "expert", "random")}
+    metrics = {"domain": "lab", "tasks": tasks, "episodes_per_task": 5, "replan_every": 2, "env_kwargs": {},
+               "seeds": "eval_seed(task, i)", "ci": "95% Wilson score interval", "seconds": 3.0, "rows": rows,
+               "gifs": ["a1_SortParts_ep0.gif"]}
+    values = assert_few_numbers(evaluation_summary(metrics))
+    overall = rows["a1"]["overall"]
+    assert values["a1.success"] == overall["success_rate"] and [values["a1.ci_low"], values["a1.ci_high"]] == overall["ci95"]
+    assert {f"a1.task.{t}" for t in tasks} <= set(values) and "expert.success" in values and "random.ci_high" in values
+    assert not any(k.startswith("expert.task") for k in values)  # per-task rates for the evaluated policy only
+    assert len(values) == 3 * 4 + len(tasks)
+
+    sweep = {"replan_sweep": {str(r): {n: row["overall"] for n, row in rows.items() if n in ("a1", "privileged")}
+                              for r in (1, 2, 5, 10)},
+             "per_task": {}, "seeds": "validation_seed(task, i)", "episodes_per_task": 5}
+    values = assert_few_numbers(evaluation_summary(sweep))
+    assert set(values) == {f"replan_{r}.{n}" for r in (1, 2, 5, 10) for n in ("a1", "privileged")}
+
+    perception = {"domain": "lab", "seeds": "validation_seed", "episodes_per_task": 3,
+                  "localisation": {"frames": 10, "unit": "pixels", "per_name": {
+                      n: {"error_px": e, "median_px": 1.0, "mean_baseline_px": 14.0, "frames": 10}
+                      for n, e in (("gripper", 0.4), ("target", 2.4), ("goal", 4.8), ("bolt", 18.8))}},
+                  "futures": {"ExpressSorting": {"latent_mse": 0.018, "latent_mse_copy": 0.024,
+                                                 "reduction_vs_copy": 0.25, "frames": 86}}}
+    values = assert_few_numbers(perception_summary(perception))
+    assert values == {"localisation_px.gripper": 0.4, "localisation_px.target": 2.4, "localisation_px.goal": 4.8,
+                      "futures_mse_reduction.ExpressSorting": 0.25}
+
+    ablation = {"variant": "pi0_style", "description": "two experts", "success": 0.1, "success_ci95": [0.05, 0.2],
+                "per_task": {}, "val_action_loss": None, "seconds": {"train": 10.0, "total": 12.5},
+                "budget": {"pretrain_steps": 500, "seeds": [0, 1]}, "sweep": [], "per_seed_success": {"seed0": 0.1}}
+    values = assert_few_numbers(ablation_summary(ablation))
+    assert values == {"success": 0.1, "ci_low": 0.05, "ci_high": 0.2, "seconds": 12.5}  # None is left out
+
+
+def test_dvc_metrics_are_the_summaries():
+    """dvc.yaml: only the small summary.json files are `metrics:`; the detailed metrics.json beside each
+    is a plain uncached out of the same stage."""
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
+    defs = [stage.get("do", stage) for stage in stages.values()]
+
+    def entries(stage, kind):
+        return {next(iter(e)) if isinstance(e, dict) else e: (e[next(iter(e))] if isinstance(e, dict) else {})
+                for e in stage.get(kind, [])}
+
+    metrics = [(d, m, opts) for d in defs for m, opts in entries(d, "metrics").items()]
+    assert len(metrics) == 5
+    for d, m, opts in metrics:
+        assert m.endswith("/summary.json") and opts.get("cache") is False, m
+        detailed = m.replace("summary.json", "metrics.json")
+        assert entries(d, "outs").get(detailed, {}).get("cache") is False, detailed
+
+
+def test_planned_path_and_frame():
     state = np.array([0.5, 0.5, 1, 0, 0, 0], np.float32)
     chunk = np.array([[1, 0, 0, 0, 1], [1, 0, 0, 0, 1], [0, -1, 0, 0, -1]], np.float32)
-    path = chunk_path(state, chunk, max_speed=0.1)
+    path = planned_path(state, chunk, max_speed=0.1)
     np.testing.assert_allclose(path, [[0.5, 0.5], [0.6, 0.5], [0.7, 0.5], [0.7, 0.4]], atol=1e-6)
     img = np.zeros((16, 16, 3), np.uint8)
     frame = compose_frame(img, img + 100, chunk, state, scale=2)
@@ -37,9 +116,9 @@ def tiny_policy_dir(tmp_path):
     from a1lib.models.policy_a1 import A1Policy
     from a1lib.models.processor import A1Processor
     from a1lib.sim import ACTION_DIM, STATE_DIM
-    from a1lib.train.toy import toy_image_tokenizer, toy_text_tokenizer
+    from a1lib.workflows.synthetic_setup import toy_image_tokenizer, toy_text_tokenizer
 
-    config = A1Config.preset("ci", state_dim=STATE_DIM, action_dim=ACTION_DIM, vocab_size=32)
+    config = A1Config.preset("tiny", state_dim=STATE_DIM, action_dim=ACTION_DIM, vocab_size=32)
     stats = {k: {"mean": [0.0] * d, "std": [1.0] * d} for k, d in (("observation.state", STATE_DIM), ("action", ACTION_DIM))}
     norm = Normalizer(stats, ["observation.state", "action"], mode="identity")
     proc = A1Processor(config, toy_text_tokenizer(), norm, toy_image_tokenizer(config.image_size))
@@ -52,7 +131,7 @@ def test_evaluate_rows_metrics_and_gifs(tmp_path):
     tasks = ["ZipBag", "PlaceMarkpen"]  # the shortest step limits
     m = evaluate({"a1": str(policy), "expert": "expert", "random": "random"}, tasks, episodes=2,
                  out=tmp_path / "eval", workers=2, progress=False, gifs_per_task=1)
-    write_json_atomic(tmp_path / "eval" / "metrics.json", m)
+    atomic_write_json(tmp_path / "eval" / "metrics.json", m)
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(m["rows"]) == {"a1", "expert", "random"}
     for name, row in m["rows"].items():

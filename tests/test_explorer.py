@@ -11,9 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from a1lib.models.policy_a1 import A1Policy  # noqa: E402
-from a1lib.sim.world import MAX_SPEED, WORKSPACE  # noqa: E402
-from a1lib.viz.explorer import (Explorer, ExplorerState, compute_views, planned_path, render_views,  # noqa: E402
-                                simulate_episode, table_to_pixels)
+from a1lib.sim.world import MAX_SPEED, WORKSPACE, planned_path  # noqa: E402
+from a1lib.viz.explorer import Explorer, ExplorerState, compute_views, render_views, simulate_episode, table_to_pixels  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 VIEWS = ("current", "imagined", "true", "error", "path")

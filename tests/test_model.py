@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
+from a1lib.models import fused_sampler
 from a1lib.models.configuration_a1 import A1Config
-from a1lib.models.eager_reference import eager_future_latent, eager_sample_actions, eager_velocity
 from a1lib.models.modeling_a1 import A1Model, random_batch
 from a1lib.models.token_layout import action_layout, make_att_2d_masks, mask_for_plot
+from eager_reference import eager_future_latent, eager_sample_actions, eager_velocity  # tests/eager_reference.py
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.p
 
 def tiny(**kw) -> A1Config:
     """The ci model without the random image shift, so that two forward passes see the same pixels."""
-    return A1Config.preset("ci", **{"shift_augment": 0, **kw})
+    return A1Config.preset("tiny", **{"shift_augment": 0, **kw})
 
 
 def sharpened(model: A1Model, seed: int = 1, std: float = 0.15) -> A1Model:
@@ -186,18 +187,21 @@ def test_total_loss_averages_where_losses_exist():
     assert torch.allclose(out["loss"], expect)
 
 
-# --- inference: cache == uncached == eager --------------------------------------------------
+# --- inference: fused cached == readable cached == uncached == eager --------------------------
 @pytest.mark.parametrize("generation", ["full", "none", "no_future_loss"])
 def test_kv_cache_matches_uncached_and_eager(generation):
     c = tiny(generation=generation)
     model = sharpened(A1Model(c))
     b = random_batch(c, 2, seed=5)
     noise = torch.randn(2, c.chunk_size, c.action_dim, generator=torch.Generator().manual_seed(0))
-    cached = model.sample_actions(b, noise=noise)
+    cached = model.sample_actions(b, noise=noise)  # the default: KV cache, fused sampler
+    readable = model.sample_actions(b, noise=noise, fused=False)  # KV cache, run_experts per step
     uncached = model.sample_actions(b, noise=noise, use_cache=False)
     eager = eager_sample_actions(model, b, noise)
     assert cached.shape == (2, c.chunk_size, c.action_dim)
     assert (cached - noise).abs().max() > 1e-2  # the flow really moved the sample
+    assert torch.allclose(readable, uncached, atol=1e-5), (readable - uncached).abs().max()
+    assert torch.allclose(cached, readable, atol=1e-5), (cached - readable).abs().max()
     assert torch.allclose(cached, uncached, atol=1e-5), (cached - uncached).abs().max()
     assert torch.allclose(cached, eager, atol=1e-5), (cached - eager).abs().max()
 
@@ -217,21 +221,21 @@ def test_two_passes_equal_one_joint_pass():
     assert torch.allclose(outs[-1], joint[-1], atol=1e-5) and torch.allclose(outs[0], joint[1], atol=1e-5)
 
 
-def test_lean_weights_follow_weight_updates():
-    """The lean path prepares its weights once per weight version; after an optimizer step or a
+def test_fused_weights_follow_weight_updates():
+    """The fused sampler prepares its weights once per weight version; after an optimizer step or a
     load_state_dict the cached chunk must still equal the uncached one (no stale weights)."""
     c = tiny()
     model = sharpened(A1Model(c))
     b = random_batch(c, 1, seed=9)
     noise = torch.randn(1, c.chunk_size, c.action_dim, generator=torch.Generator().manual_seed(2))
     before = model.sample_actions(b, noise=noise)
-    prepared = model._lean_weights()
-    assert model._lean_weights() is prepared  # unchanged weights: reused
+    prepared = fused_sampler.fused_weights(model)
+    assert fused_sampler.fused_weights(model) is prepared  # unchanged weights: reused
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     model(b)["loss"].backward()
     opt.step()
     after = model.sample_actions(b, noise=noise)
-    assert model._lean_weights() is not prepared
+    assert fused_sampler.fused_weights(model) is not prepared
     assert not torch.allclose(before, after, atol=1e-4)  # the step really changed the policy
     assert torch.allclose(after, model.sample_actions(b, noise=noise, use_cache=False), atol=1e-5)
     model.load_state_dict(sharpened(A1Model(c)).state_dict())  # back to the first weights
@@ -240,7 +244,7 @@ def test_lean_weights_follow_weight_updates():
 
 @pytest.mark.parametrize("steps", [1, 3])
 def test_cached_batch_one_unpadded_matches_eager(steps):
-    """Batch 1 without padding (the policy's case) and other step counts, through the lean path."""
+    """Batch 1 without padding (the policy's case) and other step counts, through both cached paths."""
     c = tiny()
     model = sharpened(A1Model(c))
     b = {k: v[1:] for k, v in random_batch(c, 2, seed=8).items()}  # sample 1 is not padded
@@ -248,6 +252,7 @@ def test_cached_batch_one_unpadded_matches_eager(steps):
     noise = torch.randn(1, c.chunk_size, c.action_dim, generator=torch.Generator().manual_seed(1))
     cached = model.sample_actions(b, noise=noise, num_steps=steps)
     assert torch.allclose(cached, model.sample_actions(b, noise=noise, num_steps=steps, use_cache=False), atol=1e-5)
+    assert torch.allclose(cached, model.sample_actions(b, noise=noise, num_steps=steps, fused=False), atol=1e-5)
     assert torch.allclose(cached, eager_sample_actions(model, b, noise, num_steps=steps), atol=1e-5)
 
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.p
 def test_each_loss_falls_10x_on_a_tiny_batch():
     torch.manual_seed(0)
     # lambdas of 1 so all three losses train at the same pace in this short run
-    c = A1Config.preset("ci", lambda_gen=1.0, lambda_und=1.0)
+    c = A1Config.preset("tiny", lambda_gen=1.0, lambda_und=1.0)
     model = A1Model(c)
     b = random_batch(c, 4, seed=0)
     # fixed noise and time: the flow-matching target becomes a fixed regression we can overfit

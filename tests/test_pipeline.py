@@ -46,7 +46,8 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
     status = subprocess.run(dvc + ["status", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
     assert json.loads(status.stdout) == {}, status.stdout
     metrics = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
-    assert "experiments/eval/metrics.json" in metrics.stdout
+    assert "experiments/eval/summary.json" in metrics.stdout  # the summaries are the metrics, not metrics.json
+    assert "experiments/eval/metrics.json" not in metrics.stdout
     plots = subprocess.run(dvc + ["plots", "show", "-o", str(tmp_path / "plots")], cwd=repo, env=env,
                            capture_output=True, text=True)
     assert plots.returncode == 0, plots.stderr
@@ -71,5 +72,5 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
                  "ablation_generation.png", "ablation_imagined.png", "claims.md", "ablations.md"):
         assert (repo / "figures" / name).stat().st_size > 0, name
     claims = json.loads((repo / "experiments" / "claims.json").read_text())
-    assert {c["verdict"] for c in claims} <= {"reproduced", "partly", "not reproduced"} and len(claims) == 7
+    assert {c["verdict"] for c in claims} <= {"reproduced", "contradicted", "inconclusive", "no signal"} and len(claims) == 7
     assert "| foresight beats" in (repo / "figures" / "claims.md").read_text()

@@ -14,7 +14,7 @@ from a1lib.data import WindowedDataset
 from a1lib.models.modeling_a1 import A1Model, validate_batch
 from a1lib.models.policy_a1 import A1Policy, CheckpointError
 from a1lib.models.processor import A1Processor, ProcessorError
-from a1lib.train.toy import make_toy_setup, toy_normalizer, toy_qa
+from a1lib.workflows.synthetic_setup import make_toy_setup, toy_normalizer, toy_qa
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_clear_errors(setup, processor):
     s["observation.image"] = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ProcessorError, match="image_size"):
         processor([s])
-    from a1lib.train.toy import toy_model_config
+    from a1lib.workflows.synthetic_setup import toy_model_config
 
     bad = A1Processor(toy_model_config(state_dim=7), setup.text_tokenizer, toy_normalizer(setup))
     with pytest.raises(ProcessorError, match="state_dim=7"):

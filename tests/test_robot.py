@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from a1lib.policy import IMAGE, IMAGE_PAST, STATE, RandomPolicy
+from a1lib.constants import IMAGE, IMAGE_PAST, STATE
+from a1lib.policy_protocol import RandomPolicy
 from a1lib.robot import (
     ChunkBroker, ControlConfig, ControlLoop, EStop, FeatureMapping, Robot, RobotError, SafetyConfig,
     SafetyLayer, SimRobot, SimRobotConfig, make_lerobot_robot,

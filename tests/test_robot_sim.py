@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not _registered(), reason="a1lib.sim does not re
 
 def test_simrobot_on_the_lab_sim_keeps_10_hz():
     import a1lib.sim as sim
-    from a1lib.policy import RandomPolicy
+    from a1lib.policy_protocol import RandomPolicy
     from a1lib.robot import ControlConfig, ControlLoop, SimRobot, SimRobotConfig
 
     robot = SimRobot(SimRobotConfig(task="SortParts", domain="lab", fps=10, seed=0))

@@ -206,7 +206,7 @@ def test_velocity_robot_stops_a_joint_whose_position_reading_is_broken():
 def test_control_loop_estops_when_a_sensor_stays_broken():
     from test_robot import Spy, make_robot
 
-    from a1lib.policy import RandomPolicy
+    from a1lib.policy_protocol import RandomPolicy
 
     class BrokenX(Spy):
         def get_observation(self):
@@ -229,7 +229,7 @@ def test_position_robot_in_the_loop_waits_for_a_confirmed_reading(tmp_path):
     """Step 0 commands no joint (its reading is not confirmed yet); the recording starts at the first
     complete frame, and every later target is within the cap."""
     from a1lib.data import LeRobotDataset
-    from a1lib.policy import RandomPolicy
+    from a1lib.policy_protocol import RandomPolicy
     from a1lib.robot import EpisodeRecorder, FeatureMapping
 
     class PosRobot:

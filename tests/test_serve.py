@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import msgpack
 import numpy as np
@@ -16,7 +15,8 @@ from openpi_client import msgpack_numpy as openpi_msgpack
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
 from websockets.sync.client import connect
 
-from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK, RandomPolicy
+from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
+from a1lib.policy_protocol import RandomPolicy
 from a1lib.serve import PolicyServer, RemotePolicy, RemotePolicyError, ServerConfig, load_policy
 from a1lib.serve import msgpack_numpy as ours
 
@@ -232,7 +232,7 @@ def _free_port():
 
 def test_a1_serve_command_serves_openpi_clients():
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "a1lib.cli", "serve", "--port", str(port), "--policy", "random",
+    proc = subprocess.Popen([sys.executable, "-m", "a1lib.workflows.cli", "serve", "--port", str(port), "--policy", "random",
                              "--seed", "7"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "A1_API_KEY": ""})
     try:

@@ -45,22 +45,22 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_cli_help_lists_every_registered_command():
-    out = subprocess.run([sys.executable, "-m", "a1lib.cli", "--help"], capture_output=True, text=True, check=True)
-    from a1lib.cli import COMMANDS
+    out = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "--help"], capture_output=True, text=True, check=True)
+    from a1lib.workflows.cli import COMMANDS
 
     for (group, name) in COMMANDS:
         assert f"a1 {group + ' ' if group else ''}{name}" in out.stdout
 
 
 def test_cli_rejects_unknown_commands_clearly():
-    out = subprocess.run([sys.executable, "-m", "a1lib.cli", "fly"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "fly"], capture_output=True, text=True)
     assert out.returncode != 0 and "unknown command: fly" in out.stderr
 
 
 def test_every_registered_command_module_imports_and_has_the_contract():
     import importlib
 
-    from a1lib.cli import COMMANDS
+    from a1lib.workflows.cli import COMMANDS
 
     for spec, _ in COMMANDS.values():
         module_name, _, attr = spec.partition(":")  # "module" or "module:object"
@@ -70,17 +70,17 @@ def test_every_registered_command_module_imports_and_has_the_contract():
 
 
 def test_cli_group_help_prints_the_group_and_usage_names_the_command():
-    top = subprocess.run([sys.executable, "-m", "a1lib.cli", "--help"], capture_output=True, text=True, check=True)
+    top = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "--help"], capture_output=True, text=True, check=True)
     assert top.stdout.startswith("usage: a1 [-h] <command>")
-    from a1lib.cli import COMMANDS, GROUP_HELP
+    from a1lib.workflows.cli import COMMANDS, GROUP_HELP
 
     for group in GROUP_HELP:
-        out = subprocess.run([sys.executable, "-m", "a1lib.cli", group, "--help"], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", group, "--help"], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         for (g, name) in COMMANDS:
             if g == group:
                 assert f"a1 {group} {name}" in out.stdout
-    wrong = subprocess.run([sys.executable, "-m", "a1lib.cli", "data", "fly"], capture_output=True, text=True)
+    wrong = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "data", "fly"], capture_output=True, text=True)
     assert wrong.returncode != 0 and "unknown command 'fly'" in wrong.stderr
 
 

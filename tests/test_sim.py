@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import a1lib.sim as sim
 from a1lib.sim import DYNAMIC_TASKS, SCENE_FEATURES, STATIC_TASKS, TASKS, make_env
-from a1lib.sim.rollout import record_expert_episode
+from a1lib.sim.record import record_expert_episode
 from a1lib.sim.tasks import UNSCREW_TURNS
 
 DOMAINS = ("sim", "lab", "human")

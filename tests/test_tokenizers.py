@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import log_records
 from transformers import PreTrainedTokenizerFast
 
 from a1lib.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig, build_vae, psnr, train_image_tokenizer
-from a1lib.models.latent_cache import LatentCache, StaleCacheError, dataset_fingerprint, encode_dataset
 from a1lib.models.text_tokenizer import (
     build_corpus,
     load_text_tokenizer,
@@ -18,6 +18,7 @@ from a1lib.models.text_tokenizer import (
     sim_instructions,
     train_text_tokenizer,
 )
+from a1lib.train.latent_cache import LatentCache, StaleCacheError, dataset_fingerprint, encode_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -239,10 +240,46 @@ def test_text_tokenizer_save_load_and_determinism(text_tok, tmp_path):
 # --- the commands, end to end on tiny synthetic LeRobot datasets -------------------------------
 
 
-def test_tokenizer_train_and_encode_commands(tmp_path):
-    from a1lib.cli import main
+def test_text_tokenizer_trains_without_a_progress_bar(monkeypatch, capfd):
+    """The tokenizers trainer's own bar ("Pre-processing sequences ... n / 0") is off."""
+    from a1lib.models import text_tokenizer
+
+    made = []
+    real = text_tokenizer.WordLevelTrainer
+
+    def spy(**kw):
+        made.append(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(text_tokenizer, "WordLevelTrainer", spy)
+    train_text_tokenizer(build_corpus(["Push the purple gear to the corner."]), vocab_size=64)
+    assert made and made[0]["show_progress"] is False
+    out, err = capfd.readouterr()
+    assert "Pre-processing" not in out + err
+
+
+def test_image_tokenizer_loads_without_the_accelerate_warning(tmp_path):
+    """diffusers warns on every AutoencoderKL load unless low_cpu_mem_usage=False is passed (no accelerate)."""
+    with log_records("diffusers.models.modeling_utils") as records:
+        tok = tokenizer(image_size=16, block_out_channels=(8, 8, 8, 8), norm_num_groups=4, mid_attention=False)
+        tok.save(tmp_path / "image")
+        assert ImageTokenizer.load(tmp_path / "image").fingerprint() == tok.fingerprint()
+    assert not any("low_cpu_mem_usage" in r.getMessage() for r in records), [r.getMessage() for r in records]
+
+
+def test_tokenizer_summary_is_a_few_numbers():
+    from a1lib.train.tokenizers import tokenizer_summary
+
+    metrics = {"psnr_heldout_db": 23.7, "psnr_objects_heldout_db": 17.2, "train_seconds": 225.1, "fingerprint": "a4",
+               "latent_shape": [4, 8, 8], "config": {"image": {"mid_attention": True}}, "psnr_train_db": float("nan")}
+    assert tokenizer_summary(metrics) == {"psnr_heldout_db": 23.7, "psnr_objects_heldout_db": 17.2, "train_seconds": 225.1}
+    assert tokenizer_summary({"psnr_heldout_db": None, "train_seconds": 1}) == {"train_seconds": 1.0}
+
+
+def test_tokenizer_train_and_encode_commands(tmp_path, capsys):
     from a1lib.data import LeRobotDataset
     from a1lib.data.synthetic import write_synthetic_dataset
+    from a1lib.workflows.cli import main
 
     data = tmp_path / "data"
     write_synthetic_dataset(data / "sim", lengths=(5, 6, 4), image_size=16)
@@ -260,8 +297,15 @@ def test_tokenizer_train_and_encode_commands(tmp_path):
     assert metrics["text"]["dataset_instructions_with_unk"] == 0
     assert (out / "image" / "image_tokenizer.json").exists()
     assert isinstance(load_text_tokenizer(out / "text"), PreTrainedTokenizerFast)
+    summary = json.loads((out / "summary.json").read_text())  # the DVC metrics file: the numbers to compare
+    assert set(summary) <= {"psnr_heldout_db", "psnr_objects_heldout_db", "train_seconds"} and "train_seconds" in summary
+    assert summary["psnr_heldout_db"] == metrics["psnr_heldout_db"]
 
+    assert "image tokenizer: step 3/3 (100%) | loss " in capsys.readouterr().out  # plain lines: not a terminal
     assert main(["tokenizer", "encode", "--data", str(data), "--tokenizer", str(out), "--out", str(latents)]) == 0
+    printed = capsys.readouterr().out  # stderr is not a terminal here: plain progress lines, per source
+    for source in ("sim", "lab", "human"):
+        assert f"encode {source}: frame " in printed and "(100%)" in printed, printed
     tok = ImageTokenizer.load(out / "image")
     for source in ("sim", "lab", "human"):
         ds = LeRobotDataset(data / source)

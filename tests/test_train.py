@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+from conftest import log_records
 
 from a1lib.models.modeling_a1 import A1Model
 from a1lib.models.policy_a1 import A1Policy, CheckpointError
 from a1lib.models.processor import A1Processor, ProcessorError
+from a1lib.progress import ProgressLines
 from a1lib.train.callbacks import AtomicCheckpointIO, read_checkpoint
 from a1lib.train.config import TrainConfig
 from a1lib.train.datamodule import A1DataModule
 from a1lib.train.module import NonFiniteLossError, lr_factor
-from a1lib.train.toy import make_toy_setup, toy_model_config, toy_normalizer, toy_qa
 from a1lib.train.trainer import check_resume, fit
+from a1lib.workflows.synthetic_setup import make_toy_setup, toy_model_config, toy_normalizer, toy_qa
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
@@ -93,6 +97,40 @@ def test_training_lowers_loss_and_exports_policy(setup, tmp_path):
     assert read_checkpoint(result.last_checkpoint)["global_step"] == 50
 
 
+def test_progress_lines_rule(capsys):
+    lines = ProgressLines("demo", 100, every=10, interval_s=3600.0)
+    printed = [s for s in range(1, 101) if lines.update(1, samples=8, values=lambda: {"loss": 0.5})]
+    lines.close()
+    assert printed == [10, 100]  # the first multiple, then (an hour not being up) only the end
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("demo: step 10/100 (10%) | loss 0.5 | ") and "samples/s" in out[0] and "ETA" in out[0]
+    assert out[1].startswith("demo: step 100/100 (100%)") and "ETA" not in out[1] and len(out) == 2
+    every = ProgressLines("demo", 5, interval_s=0.0)
+    assert [s for s in range(1, 6) if every.update()] == [1, 2, 3, 4, 5]
+    off = ProgressLines("demo", 5, enabled=False)
+    assert not any(off.update() for _ in range(5))
+    off.close()
+    assert capsys.readouterr().out.count("\n") == 5
+
+
+def test_plain_progress_and_no_lightning_noise_without_the_bar(setup, tmp_path, capsys):
+    """progress=False (dvc repro's --no-progress): plain lines with step/total, the losses, samples/s
+    and ETA; the litlogger tip and the LeafSpec deprecation are dropped, other Lightning messages kept."""
+    with log_records("lightning.pytorch.utilities.rank_zero") as records:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit(setup.config, small_cfg(steps=6, log_every=2, val_every=3), setup.datasets, processor_for(setup),
+                tmp_path / "run", progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run: step")]
+    assert lines[0].startswith("run: step 2/6 (33%) | loss ") and "ETA" in lines[0], lines
+    assert lines[-1].startswith("run: step 6/6 (100%)") and "val/loss" in lines[-1], lines
+    assert len(lines) <= 3 and all("act " in line and "samples/s" in line for line in lines), lines
+    messages = [r.getMessage() for r in records]
+    assert messages and not any("litlogger" in m for m in messages), messages  # other info lines still pass
+    assert not any("LeafSpec" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    assert logging.getLogger("lightning.pytorch.utilities.rank_zero").filters == []  # only while the Trainer runs
+
+
 def test_non_finite_loss_stops_and_keeps_last_good(setup, tmp_path):
     class Poison(L.Callback):  # corrupt a weight at step 7: the next loss is NaN
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -144,7 +182,7 @@ def test_clear_errors_before_training(setup, tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "a1lib.train.toy", "--out", str(out), "--steps", "24", "--checkpoint-every", "3",
+    cmd = [sys.executable, "-m", "a1lib.workflows.synthetic_setup", "--out", str(out), "--steps", "24", "--checkpoint-every", "3",
            "--step-sleep", "0.25"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -46,7 +46,7 @@ def test_random_shift_moves_the_image_and_its_points_together():
 
 
 def test_conv_vision_shapes_and_instruction_film():
-    c = A1Config.preset("ci", image_size=64)
+    c = A1Config.preset("tiny", image_size=64)
     v = ConvVision(c)
     img = torch.rand(2, 3, 64, 64)
     tok, mask = torch.randint(0, c.vocab_size, (2, 5)), torch.ones(2, 5, dtype=torch.bool)
@@ -55,12 +55,12 @@ def test_conv_vision_shapes_and_instruction_film():
     assert torch.allclose(v(img, tok, mask)[1], v(img)[1])  # FiLM starts as the identity
     torch.nn.init.normal_(v.film.weight)
     assert not torch.allclose(v(img, tok, mask)[1], v(img)[1])  # then the instruction changes the maps
-    assert PatchVision(A1Config.preset("ci", vision="patch"))(torch.rand(1, 3, 32, 32))[1] is None
-    assert A1Config.preset("ci", vision="patch").grounding == ()
+    assert PatchVision(A1Config.preset("tiny", vision="patch"))(torch.rand(1, 3, 32, 32))[1] is None
+    assert A1Config.preset("tiny", vision="patch").grounding == ()
 
 
 def test_grounding_targets_from_the_scene():
-    c = A1Config.preset("ci")
+    c = A1Config.preset("tiny")
     kind = np.full(8, -1)
     kind[:2] = [c.grounding.index("vase") - 3, c.grounding.index("flower") - 3]
     pose = np.zeros((8, 3), np.float32)
@@ -77,7 +77,7 @@ def test_grounding_targets_from_the_scene():
 def test_pretrain_vision_then_load_and_freeze(tmp_path, quick_artifacts):
     from a1lib.train.vision import VisionTrainConfig, freeze_vision, load_vision, pretrain_vision
 
-    c = A1Config.preset("ci", image_size=64, vocab_size=512, max_text_len=16)
+    c = A1Config.preset("tiny", image_size=64, vocab_size=512, max_text_len=16)
     arts = quick_artifacts
     cfg = VisionTrainConfig(steps=6, batch_size=4, num_workers=0, checkpoint_every=3,
                             source_weights={"sim": 1.0, "lab": 1.0})
@@ -91,4 +91,4 @@ def test_pretrain_vision_then_load_and_freeze(tmp_path, quick_artifacts):
     trainable = {n for n, p in model.vision.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("projector.") for n in trainable)
     with pytest.raises(ValueError, match="another model config"):
-        load_vision(A1Model(A1Config.preset("ci", image_size=64, vocab_size=512, grounding_dim=16)), tmp_path / "vision")
+        load_vision(A1Model(A1Config.preset("tiny", image_size=64, vocab_size=512, grounding_dim=16)), tmp_path / "vision")

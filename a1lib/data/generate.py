@@ -3,7 +3,7 @@
     a1 data generate [--params params.yaml] [--preset ci|cpu|gpu] [--out data] [--sources sim,lab,human]
 
 writes ``data/sim``, ``data/lab`` and ``data/human``. Every episode comes from
-``a1lib.sim.rollout.record_expert_episode(task, domain, seed, image_size)`` with a seed from
+``a1lib.sim.record.record_expert_episode(task, domain, seed, image_size)`` with a seed from
 ``a1lib.data.seeds.train_seed`` (disjoint from evaluation seeds). Only successful expert episodes
 are kept: a failed seed is skipped and the next index tried, so which seeds end up in the dataset
 is a pure function of the config.
@@ -15,8 +15,6 @@ identical files. ``human`` has no ``observation.state`` and no ``action`` (egoce
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -26,16 +24,19 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
+from a1lib.constants import SOURCES
 from a1lib.data.errors import DatasetError
 from a1lib.data.info import dir_size_mb
 from a1lib.data.seeds import train_seed
 from a1lib.data.writer import LeRobotWriter
+from a1lib.progress import ProgressLines
+from a1lib.sim import ACTION_NAMES, SCENE_FEATURES, STATE_NAMES
+from a1lib.sim.record import record_expert_episode
 
 ALL_TASKS = (
     "SortParts", "ZipBag", "UnscrewCap", "PlaceFlower", "WipeStain", "SortRubbish", "SweepTrash",
     "PlaceMarkpen", "ExpressSorting", "IngredientPicking",
 )
-SOURCES = ("sim", "lab", "human")
 MAX_ATTEMPTS_PER_EPISODE = 5  # give up on a task whose expert fails this often
 
 
@@ -66,10 +67,7 @@ class SimAPI:
 
 
 def default_sim_api() -> SimAPI:
-    import a1lib.sim as sim
-    from a1lib.sim.rollout import record_expert_episode
-
-    return SimAPI(record_expert_episode, dict(sim.SCENE_FEATURES), list(sim.STATE_NAMES), list(sim.ACTION_NAMES))
+    return SimAPI(record_expert_episode, dict(SCENE_FEATURES), list(STATE_NAMES), list(ACTION_NAMES))
 
 
 def scene_name(name: str) -> str:
@@ -123,15 +121,19 @@ def _write_episode(writer: LeRobotWriter, ep: dict[str, Any], source: str) -> in
     return T
 
 
-def generate_source(cfg: DataGenConfig, source: str, out: Path, api: SimAPI, pool=None) -> dict[str, Any]:
-    """Write ``out/source``; returns a summary dict."""
+def generate_source(cfg: DataGenConfig, source: str, out: Path, api: SimAPI, pool=None,
+                    progress: bool = True) -> dict[str, Any]:
+    """Write ``out/source``; returns a summary dict. ``progress``: a tqdm bar; False: plain progress
+    lines (``a1lib.progress``) for logs."""
     t0 = time.time()
     n_per_task = cfg.episodes_per_task(source)
     writer = LeRobotWriter(out / source, cfg.fps, dataset_features(api, source, cfg.image_size),
                            robot_type=f"a1lib-{source}", overwrite=True)
     frames = failures = 0
     try:
-        with tqdm(total=n_per_task * len(cfg.tasks), desc=f"data/{source}", unit="ep") as bar:
+        lines = ProgressLines(f"data/{source}", n_per_task * len(cfg.tasks), unit="episode", sample_unit="frames",
+                              enabled=not progress)
+        with tqdm(total=n_per_task * len(cfg.tasks), desc=f"data/{source}", unit="ep", disable=not progress) as bar:
             for task in cfg.tasks:
                 kept, next_index = 0, 0
                 while kept < n_per_task:
@@ -148,9 +150,11 @@ def generate_source(cfg: DataGenConfig, source: str, out: Path, api: SimAPI, poo
                         if not ep["success"]:
                             failures += 1
                             continue
-                        frames += _write_episode(writer, ep, source)
+                        written = _write_episode(writer, ep, source)
+                        frames += written
                         kept += 1
                         bar.update(1)
+                        lines.update(1, samples=written, values={"task": task, "failed seeds": failures})
         root = writer.finalize()
     except BaseException:
         writer.abort()
@@ -160,7 +164,7 @@ def generate_source(cfg: DataGenConfig, source: str, out: Path, api: SimAPI, poo
 
 
 def generate(cfg: DataGenConfig, out: str | Path, sources: list[str] | tuple[str, ...] = SOURCES,
-             api: SimAPI | None = None) -> list[dict[str, Any]]:
+             api: SimAPI | None = None, progress: bool = True) -> list[dict[str, Any]]:
     out = Path(out)
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
@@ -170,10 +174,10 @@ def generate(cfg: DataGenConfig, out: str | Path, sources: list[str] | tuple[str
     if cfg.workers > 1:
         with multiprocessing.get_context("spawn").Pool(cfg.workers) as pool:
             for source in sources:
-                summaries.append(generate_source(cfg, source, out, api, pool))
+                summaries.append(generate_source(cfg, source, out, api, pool, progress=progress))
     else:
         for source in sources:
-            summaries.append(generate_source(cfg, source, out, api))
+            summaries.append(generate_source(cfg, source, out, api, progress=progress))
     return summaries
 
 
@@ -182,21 +186,3 @@ def format_summary(summaries: list[dict[str, Any]]) -> str:
     for s in summaries:
         lines.append(f"{s['source']:<8}{s['episodes']:>10}{s['frames']:>10}{s['failed_seeds']:>8}{s['mb']:>10.2f}{s['seconds']:>10.1f}")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--preset", default=None, help="preset to use (default: the file's `preset`)")
-    parser.add_argument("--out", default="data", help="output folder (default: data)")
-    parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of sim,lab,human")
-
-
-def run(args: argparse.Namespace) -> int:
-    from a1lib.params import load_section
-
-    cfg = load_section("data", DataGenConfig, path=args.params, preset=args.preset)
-    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
-    print(f"generating {sources} into {args.out}/ with {dataclasses.asdict(cfg)}")
-    summaries = generate(cfg, args.out, sources)
-    print(format_summary(summaries))
-    return 0

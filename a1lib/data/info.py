@@ -9,10 +9,9 @@ DatasetError and exits with 1.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from a1lib.data.errors import DatasetError
+from a1lib.data.reader import LeRobotDataset
 
 
 def dir_size_mb(root: Path) -> float:
@@ -20,8 +19,6 @@ def dir_size_mb(root: Path) -> float:
 
 
 def summary(root: str | Path, deep: bool = False) -> str:
-    from a1lib.data.reader import LeRobotDataset
-
     ds = LeRobotDataset(root)
     lines = [
         f"dataset   {ds.root}",
@@ -41,18 +38,3 @@ def summary(root: str | Path, deep: bool = False) -> str:
     if old.exists():
         lines.append(f"note      {old} is left from an interrupted finalize; the dataset above is complete, delete it")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="dataset root (the folder holding meta/info.json)")
-    parser.add_argument("--deep", action="store_true", help="also decode every image and video frame")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        print(summary(args.path, deep=getattr(args, "deep", False)))
-    except DatasetError as e:
-        print(f"error: {e}")
-        return 1
-    print("ok: dataset is valid")
-    return 0

@@ -35,6 +35,7 @@ from PIL import Image
 from a1lib.data.errors import DatasetError
 from a1lib.data.features import DEFAULT_FEATURES, check_features, hf_feature, must_be_finite
 from a1lib.data.stats import aggregate_stats, from_jsonable
+from a1lib.data.video import decode_frames, scan_video
 from a1lib.data.writer import INCOMPLETE_MARKER
 
 SUPPORTED_VERSIONS = ("v3.0", "v2.1")
@@ -443,8 +444,6 @@ class LeRobotDataset:
         return self._video_frames(key, idx)
 
     def _video_frames(self, key: str, idx: np.ndarray) -> np.ndarray:
-        from a1lib.data.video import decode_frames
-
         out: list[np.ndarray | None] = [None] * len(idx)
         groups: dict[Path, list[int]] = {}  # one seek + decode per file
         times = np.zeros(len(idx))
@@ -471,8 +470,6 @@ class LeRobotDataset:
         """Decode every image and every video frame (``a1 data info --deep``): a corrupt PNG, a cut
         MP4 or a frame of the wrong size raises DatasetError naming the file. Returns the number of
         frames checked."""
-        from a1lib.data.video import scan_video
-
         checked = 0
         for key in self.image_keys:
             shape, column = tuple(self.features[key]["shape"]), self.hf.data.table.column(key)

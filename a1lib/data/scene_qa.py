@@ -31,6 +31,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from a1lib.sim.tasks import ExpressSorting, IngredientPicking
+from a1lib.sim.world import COLOR_NAMES, KIND_NAMES
+
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 # Surfaces and marks, not objects one would count or pick up.
 FIXTURE_KINDS = ("conveyor", "turntable", "stain")
@@ -55,8 +58,6 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 
 def _vocab(kind_names: Sequence[str] | None, color_names: Sequence[str] | None) -> tuple[list[str], list[str]]:
     if kind_names is None or color_names is None:
-        from a1lib.sim.world import COLOR_NAMES, KIND_NAMES
-
         kind_names = KIND_NAMES if kind_names is None else kind_names
         color_names = COLOR_NAMES if color_names is None else color_names
     return [k.replace("_", " ") for k in kind_names], list(color_names)
@@ -64,12 +65,7 @@ def _vocab(kind_names: Sequence[str] | None, color_names: Sequence[str] | None) 
 
 def _geometry() -> tuple[float, float]:
     """(half height of the conveyor band, turntable radius) from the sim's task definitions."""
-    try:
-        from a1lib.sim.tasks import ExpressSorting, IngredientPicking
-
-        return (ExpressSorting.BAND[1] - ExpressSorting.BAND[0]) / 2, float(IngredientPicking.RADIUS)
-    except ImportError:  # the sim is optional for hand-built scenes
-        return 0.1, 0.25
+    return (ExpressSorting.BAND[1] - ExpressSorting.BAND[0]) / 2, float(IngredientPicking.RADIUS)
 
 
 def _get(scene: dict[str, Any], name: str) -> np.ndarray:

@@ -12,6 +12,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from a1lib.data.errors import DatasetError
@@ -22,8 +23,6 @@ CODEC_PREFERENCE = ("libsvtav1", "libaom-av1", "librav1e", "libx264", "h264", "m
 
 
 def pick_codec() -> str:
-    import av
-
     for name in CODEC_PREFERENCE:
         try:
             av.codec.Codec(name, "w")
@@ -37,8 +36,6 @@ class VideoEncoder:
     """Appends uint8 (H, W, 3) frames to one MP4 at ``fps``; frame k sits at time k / fps."""
 
     def __init__(self, path: str | Path, fps: int, height: int, width: int, codec: str | None = None):
-        import av
-
         self.path = Path(path)
         self.codec = codec or pick_codec()
         self.fps = int(fps)
@@ -62,13 +59,9 @@ class VideoEncoder:
     def codec_name(self) -> str:
         """The format's name (``"av1"``, ``"h264"``), not the encoder's: what LeRobot records in
         ``info.video.codec``."""
-        import av
-
         return av.codec.Codec(self.codec, "w").canonical_name
 
     def add(self, frame: np.ndarray) -> None:
-        import av
-
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vf.pts = self.frames_written
         for packet in self.stream.encode(vf):
@@ -87,8 +80,6 @@ def decode_frames(path: str | Path, timestamps: list[float], tolerance: float) -
     Raises DatasetError if the file is missing or unreadable, or if a time has no frame within
     ``tolerance`` seconds (e.g. the episodes table and the video disagree).
     """
-    import av
-
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: video file missing")
@@ -127,8 +118,6 @@ def scan_video(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
 
     Raises DatasetError if the file is missing, cut or corrupt, or a frame is not ``shape``.
     """
-    import av
-
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: video file missing")

@@ -24,11 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from a1lib.constants import ACTION, IMAGE, STATE
 from a1lib.data.reader import LeRobotDataset
-
-IMAGE = "observation.image"
-STATE = "observation.state"
-ACTION = "action"
 
 
 class WindowedDataset:
@@ -130,7 +127,7 @@ class Normalizer:
     @staticmethod
     def _like(x: Any, p: np.ndarray) -> Any:
         if type(x).__module__.startswith("torch"):
-            import torch
+            import torch  # lazy: x is a tensor, so torch is loaded already; a1lib.data never loads it itself
 
             return torch.as_tensor(p, dtype=x.dtype, device=x.device)
         return p.astype(np.asarray(x).dtype if np.asarray(x).dtype.kind == "f" else np.float32)

@@ -21,9 +21,9 @@ Two ways to be safe against interruption:
   ``<root>.tmp`` and ``finalize()`` renames it to ``root``. An interrupted run leaves only the
   ``.tmp`` directory, which the reader refuses as incomplete.
 * ``durable=True`` (robot recording): after every ``save_episode`` each changed file is rewritten
-  through a temp file + ``os.replace`` (fsynced), ``meta/info.json`` last. ``info.json`` is the
-  commit point: the reader trusts only the episodes it counts, so a crash mid-episode loses that
-  episode and nothing before it.
+  through ``a1lib.io.atomic_write`` (temp file + ``os.replace``, fsynced), ``meta/info.json``
+  last. ``info.json`` is the commit point: the reader trusts only the episodes it counts, so a
+  crash mid-episode loses that episode and nothing before it.
 
 Same inputs give the same bytes: no wall-clock times, no random names, deterministic encoders.
 """
@@ -31,11 +31,9 @@ Same inputs give the same bytes: no wall-clock times, no random names, determini
 from __future__ import annotations
 
 import io
-import json
-import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +44,8 @@ from PIL import Image
 from a1lib.data.errors import DatasetError
 from a1lib.data.features import DEFAULT_FEATURES, check_value, hf_features, is_visual, with_defaults
 from a1lib.data.stats import aggregate_stats, image_stats, numeric_stats, sample_indices, to_jsonable
+from a1lib.data.video import VideoEncoder
+from a1lib.io import atomic_write, atomic_write_json, swap_directory
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
@@ -59,21 +59,6 @@ def encode_png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def atomic_write(path: Path, write: Callable[[Path], None], fsync: bool = False) -> None:
-    """Write ``path`` via a temp file in the same directory + os.replace (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    write(tmp)
-    if fsync:
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any, fsync: bool = False) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=4) + "\n"), fsync)
 
 
 class LeRobotWriter:
@@ -229,16 +214,9 @@ class LeRobotWriter:
         self.finalized = True
         if not self.durable:
             (self.dir / INCOMPLETE_MARKER).unlink()
-            if self.root.exists():
-                trash = self.root.with_name(self.root.name + ".old")
-                if trash.exists():
-                    shutil.rmtree(trash)
-                os.replace(self.root, trash)
-                os.replace(self.dir, self.root)
-                shutil.rmtree(trash)
-            else:
-                self.root.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.dir, self.root)
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            # <root>.old, not a hidden name: the reader names it in its recovery hints
+            swap_directory(self.dir, self.root, old=self.root.with_name(self.root.name + ".old"))
         return self.root
 
     def abort(self) -> None:
@@ -285,8 +263,6 @@ class LeRobotWriter:
         atomic_write(path, lambda p: pq.write_table(table, p), fsync=self.durable)
 
     def _encode_video(self, key: str, frames: np.ndarray) -> dict[str, Any]:
-        from a1lib.data.video import VideoEncoder
-
         enc = self.video_enc.get(key)
         if enc is not None and enc.path.exists() and enc.path.stat().st_size > self.video_files_size_in_mb * 1e6:
             self.video_enc.pop(key).close()
@@ -345,10 +321,10 @@ class LeRobotWriter:
     def _write_meta(self) -> None:
         d, fs = self.dir, self.durable
         episodes = pa.Table.from_pylist(self.episodes)
-        atomic_write(d / EPISODES_PATH.format(chunk_index=0, file_index=0), lambda p: pq.write_table(episodes, p), fs)
+        atomic_write(d / EPISODES_PATH.format(chunk_index=0, file_index=0), lambda p: pq.write_table(episodes, p), fsync=fs)
         # Unnamed index, as LeRobot writes it: raw pyarrow sees the strings as `__index_level_0__`.
         # Object dtype keeps it `string` (pandas 3 would default to `large_string`).
         tasks = pd.DataFrame({"task_index": list(self.tasks.values())}, index=pd.Index(list(self.tasks), dtype=object))
-        atomic_write(d / "meta" / "tasks.parquet", lambda p: tasks.to_parquet(p), fs)
-        atomic_write_json(d / "meta" / "stats.json", to_jsonable(self.dataset_stats()), fs)
-        atomic_write_json(d / "meta" / "info.json", self.info(), fs)  # last: the commit point
+        atomic_write(d / "meta" / "tasks.parquet", lambda p: tasks.to_parquet(p), fsync=fs)
+        atomic_write_json(d / "meta" / "stats.json", to_jsonable(self.dataset_stats()), indent=4, fsync=fs)
+        atomic_write_json(d / "meta" / "info.json", self.info(), indent=4, fsync=fs)  # last: the commit point

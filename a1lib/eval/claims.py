@@ -6,8 +6,13 @@ comes from a 95% interval on our difference of success rates (Newcombe's hybrid 
 built from the two Wilson intervals):
 
     reproduced       the interval lies above 0: the effect is there, in the paper's direction
-    partly           our difference points the paper's way, but the interval includes 0
-    not reproduced   our difference is 0 or points the other way
+    contradicted     the interval lies below 0: the effect is there, the other way round
+    inconclusive     the interval includes 0
+    no signal        both arms succeed in under 5% of episodes: the experiment cannot tell
+
+Each row also gives the minimum detectable difference at its episode counts (80% power, two-sided
+5%, around the worse arm's rate), so a reader knows what the experiment could have seen, and the
+per-seed success of both arms beside the pooled rates.
 
 Never hand-written: ``claims_table`` is generated from the metrics files by ``a1 ablation report``.
 """
@@ -62,6 +67,17 @@ def pooled_rate(result: dict[str, Any], tasks: tuple[str, ...] | None) -> tuple[
             sum(result["per_task"][t]["episodes"] for t in names))
 
 
+def per_seed_rates(result: dict[str, Any], tasks: tuple[str, ...] | None) -> list[float]:
+    """Success rate of each training seed over ``tasks`` (the spread behind the pooled rate)."""
+    rates = []
+    for row in result.get("per_seed", {}).values():
+        names = tasks or tuple(row["per_task"])
+        k = sum(row["per_task"][t]["successes"] for t in names if t in row["per_task"])
+        n = sum(row["per_task"][t]["episodes"] for t in names if t in row["per_task"])
+        rates.append(k / n if n else float("nan"))
+    return rates
+
+
 def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
     """p1 - p2 and its 95% Newcombe (hybrid Wilson score) interval."""
     p1, p2 = k1 / n1, k2 / n2
@@ -71,12 +87,34 @@ def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, floa
     return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
-def verdict(lo: float, d: float) -> str:
+NO_SIGNAL = 0.05  # both arms below this success rate: no verdict
+
+
+def verdict(lo: float, hi: float, p_better: float, p_worse: float) -> str:
+    if p_better < NO_SIGNAL and p_worse < NO_SIGNAL:
+        return "no signal"
     if lo > 0:
         return "reproduced"
-    if d > 0:
-        return "partly"
-    return "not reproduced"
+    if hi < 0:
+        return "contradicted"
+    return "inconclusive"
+
+
+def min_detectable_difference(p_worse: float, n_better: int, n_worse: int, z_alpha: float = 1.959964,
+                              z_power: float = 0.841621) -> float:
+    """The smallest d for which a two-sided 5% test of p_worse + d vs p_worse with these episode counts
+    has 80% power (normal approximation, unpooled variances)."""
+    def needed(d: float) -> float:
+        p1 = min(p_worse + d, 1.0)
+        return (z_alpha + z_power) * math.sqrt(p1 * (1 - p1) / n_better + p_worse * (1 - p_worse) / n_worse)
+
+    lo, hi = 0.0, 1.0 - p_worse
+    if needed(hi) > hi:
+        return float("nan")  # not detectable at all with these counts
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if needed(mid) <= mid else (mid, hi)
+    return hi
 
 
 def evaluate_claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,7 +132,10 @@ def evaluate_claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "paper_better": c.paper_better, "paper_worse": c.paper_worse,
             "paper_delta": None if c.paper_better is None else c.paper_better - c.paper_worse,
             "ours_better": 100 * kb / nb, "ours_worse": 100 * kw / nw, "episodes": [nb, nw],
-            "ours_delta": 100 * d, "ours_delta_ci95": [100 * lo, 100 * hi], "verdict": verdict(lo, d),
+            "ours_delta": 100 * d, "ours_delta_ci95": [100 * lo, 100 * hi],
+            "verdict": verdict(lo, hi, kb / nb, kw / nw),
+            "min_detectable_delta": 100 * min_detectable_difference(kw / nw, nb, nw),
+            "per_seed": [per_seed_rates(results[c.better], c.tasks), per_seed_rates(results[c.worse], c.tasks)],
             "val_action_loss": [lb, lw], "source": c.source,
         })
     return rows
@@ -105,8 +146,9 @@ def claims_table(rows: list[dict[str, Any]]) -> str:
     def pct(x: float | None) -> str:
         return "—" if x is None else f"{x:.1f}"
 
-    out = ["| claim | comparison | tasks | paper | ours (95% CI of the difference) | held-out action loss | verdict |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["| claim | comparison | tasks | paper | ours (95% CI of the difference) | per seed | detectable | "
+           "held-out action loss | verdict |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         tasks = "all" if r["tasks"] == "all" else ", ".join(r["tasks"])
         paper = ("not reported" if r["paper_better"] is None
@@ -115,11 +157,17 @@ def claims_table(rows: list[dict[str, Any]]) -> str:
         ours = f"{r['ours_better']:.1f} vs {r['ours_worse']:.1f} ({r['ours_delta']:+.1f} [{lo:+.1f}, {hi:+.1f}])"
         lb, lw = r["val_action_loss"]
         loss = "—" if lb is None or lw is None else f"{lb:.3f} vs {lw:.3f}"
-        out.append(f"| {r['claim']} | {r['better']} vs {r['worse']} | {tasks} | {paper} | {ours} | {loss} | **{r['verdict']}** |")
+        seeds = " vs ".join("/".join(f"{100 * v:.0f}" for v in arm) or "—" for arm in r["per_seed"])
+        mdd = r["min_detectable_delta"]
+        detectable = "—" if math.isnan(mdd) else f"{mdd:.0f} (n={r['episodes'][0]}/{r['episodes'][1]})"
+        out.append(f"| {r['claim']} | {r['better']} vs {r['worse']} | {tasks} | {paper} | {ours} | {seeds} | "
+                   f"{detectable} | {loss} | **{r['verdict']}** |")
     out.append("")
-    out.append("Success in %, pooled over training seeds and evaluation episodes (lab domain). Verdict from the 95% "
-               "Newcombe interval of our difference: *reproduced* if it lies above 0, *partly* if the difference points "
-               "the paper's way but the interval includes 0, *not reproduced* otherwise. The held-out action loss "
+    out.append("Success in %, pooled over training seeds and evaluation episodes (lab domain); *per seed*: each "
+               "training seed's rate, better arm vs worse arm. Verdict from the 95% Newcombe interval of our "
+               "difference: *reproduced* if it lies above 0, *contradicted* if below 0, *inconclusive* if it includes "
+               "0, *no signal* if both arms succeed in under 5% of episodes. *Detectable*: the smallest difference "
+               "(points) these episode counts detect with 80% power at a two-sided 5% level. The held-out action loss "
                "(flow-matching loss on held-out lab episodes after fine-tuning, mean over seeds, lower is better) is "
                "shown for context; it does not enter the verdict.")
     return "\n".join(out) + "\n"

@@ -20,18 +20,28 @@ each value is a separate block of rows, keyed by the env kwargs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+import torch
 from tqdm.auto import tqdm
+
+from a1lib.data.seeds import eval_seed, validation_seed
+from a1lib.eval.gif import write_gif
+from a1lib.eval.rollout import ExpertPolicy, run_episode
+from a1lib.models.policy_a1 import A1Policy
+from a1lib.models.privileged import PrivilegedPolicy, is_privileged_policy
+from a1lib.policy_protocol import RandomPolicy
+from a1lib.progress import ProgressLines
+from a1lib.shipped import default_policy_dir
+from a1lib.sim import TASKS  # importing a1lib.sim registers the envs
 
 REFERENCES = ("expert", "random")
 DOMAIN = "lab"
@@ -55,33 +65,28 @@ _POLICIES: dict[str, Any] = {}
 
 
 def _init_worker() -> None:
-    import torch
-
     torch.set_num_threads(1)  # one thread per worker process: the workers are the parallelism
 
 
-def load_policy(spec: str, seed: int = 0, imagine: bool = True) -> Any:
-    """"expert" | "random" | a directory holding an A1Policy."""
+def load_policy(spec: str = "shipped", seed: int = 0, imagine: bool = True, action_dim: int = 5,
+                horizon: int = 10) -> Any:
+    """The one policy loader: "shipped" (the committed cpu policy, policies/a1-cpu) | "expert" |
+    "random" (``action_dim`` x ``horizon`` chunks) | a directory holding an A1Policy or a
+    PrivilegedPolicy."""
     if spec == "expert":
-        from a1lib.eval.rollout import ExpertPolicy
-
         return ExpertPolicy()
     if spec == "random":
-        from a1lib.policy import RandomPolicy
-
-        return RandomPolicy(seed=seed)
-    from a1lib.models.privileged import PrivilegedPolicy, is_privileged_policy
-
-    if is_privileged_policy(spec):
-        return PrivilegedPolicy.from_pretrained(spec)
-    from a1lib.models.policy_a1 import A1Policy
-
-    return A1Policy.from_pretrained(spec, imagine=imagine, seed=seed)
+        return RandomPolicy(action_dim=action_dim, horizon=horizon, seed=seed)
+    path = default_policy_dir() if spec == "shipped" else Path(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such directory (a policy is 'shipped', 'expert', 'random' or a "
+                                "directory written by a1 finetune / a1 privileged)")
+    if is_privileged_policy(path):
+        return PrivilegedPolicy.from_pretrained(path)
+    return A1Policy.from_pretrained(path, imagine=imagine, seed=seed)
 
 
 def policy_image_size(spec: str, default: int) -> int:
-    from a1lib.models.privileged import is_privileged_policy
-
     if spec in REFERENCES or is_privileged_policy(spec):
         return default
     cfg = json.loads((Path(spec) / "config.json").read_text())
@@ -89,13 +94,6 @@ def policy_image_size(spec: str, default: int) -> int:
 
 
 def _run_job(job: dict[str, Any]) -> dict[str, Any]:
-    import gymnasium as gym
-
-    import a1lib.sim  # noqa: F401  (registers the envs)
-    from a1lib.data.seeds import eval_seed, validation_seed
-    from a1lib.eval.gif import write_gif
-    from a1lib.eval.rollout import run_episode
-
     spec, task, i = job["policy"], job["task"], job["episode"]
     seed = (validation_seed if job.get("seed_set") == "validation" else eval_seed)(task, i)
     if spec == "random":
@@ -121,6 +119,18 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------
+def _progress(items, total: int, bar: bool):
+    """A tqdm bar on a terminal, else a plain line now and then (logs, `dvc repro`)."""
+    if bar:
+        yield from tqdm(items, total=total, desc="evaluate", unit="ep")
+        return
+    lines = ProgressLines("evaluate", total, unit="episode", every=max(1, total // 20))
+    for item in items:
+        yield item
+        lines.update(1)
+    lines.close()
+
+
 def summarise(results: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
     per_task = {}
     for task in tasks:
@@ -147,8 +157,6 @@ def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str
     evaluation seeds (for choosing how to evaluate, e.g. the replan interval)."""
     if seed_set not in ("eval", "validation"):
         raise ValueError(f"seed_set must be 'eval' or 'validation', got {seed_set!r}")
-    from a1lib.sim import TASKS
-
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; have {sorted(TASKS)}")
@@ -172,14 +180,12 @@ def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(workers, initializer=_init_worker) as pool:
-            results = list(tqdm(pool.imap(_run_job, jobs), total=len(jobs), desc="evaluate", unit="ep", disable=not progress))
+            results = list(_progress(pool.imap(_run_job, jobs), len(jobs), progress))
     else:  # one thread, as in a worker process: the same floats, so the same outcomes, whatever `workers`
-        import torch
-
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            results = [_run_job(j) for j in tqdm(jobs, desc="evaluate", unit="ep", disable=not progress)]
+            results = [_run_job(j) for j in _progress(jobs, len(jobs), progress)]
         finally:
             torch.set_num_threads(threads)
     for job, r in zip(jobs, results):
@@ -205,11 +211,45 @@ def speed_sweep(policies: dict[str, str], tasks: list[str], episodes: int, speed
     return blocks
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+def numbers(tree: Any) -> Any:
+    """``tree`` with every entry that is not a finite int / float dropped (None, NaN, strings,
+    booleans), and empty dicts after that: what a DVC metrics file should hold."""
+    if isinstance(tree, dict):
+        kept = {k: numbers(v) for k, v in tree.items()}
+        return {k: v for k, v in kept.items() if v is not None and v != {}}
+    if isinstance(tree, (int, float)) and not isinstance(tree, bool) and math.isfinite(tree):
+        return tree
+    return None
+
+
+def _rate_ci(overall: dict[str, Any]) -> dict[str, Any]:
+    lo, hi = overall["ci95"]
+    return {"success": overall["success_rate"], "ci_low": lo, "ci_high": hi}
+
+
+def evaluation_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers to compare across runs (``summary.json``, the DVC metrics file) from what
+    ``a1 evaluate`` writes to ``metrics.json``:
+
+    * ``evaluate``: per row, the overall success rate and its 95% CI bounds
+      (``a1.success``, ``a1.ci_low``, ``a1.ci_high``), plus the per-task rates of the first row,
+      the evaluated policy (``a1.task.SortParts``, ...): 3 x rows + tasks numbers;
+    * ``replan_sweep``: the overall rate per interval and row (``replan_2.a1``);
+    * a speed sweep (``{"sweep": [...]}``): the overall rate per speed and row (``belt_speed_0.5.a1``).
+    """
+    if "replan_sweep" in metrics:
+        return numbers({f"replan_{r}": {name: v["success_rate"] for name, v in rows.items()}
+                        for r, rows in metrics["replan_sweep"].items()})
+    if "sweep" in metrics:
+        return numbers({"_".join(f"{k}_{v}" for k, v in block["env_kwargs"].items()):
+                        {name: row["overall"]["success_rate"] for name, row in block["rows"].items()}
+                        for block in metrics["sweep"]})
+    out: dict[str, Any] = {}
+    for i, (name, row) in enumerate(metrics["rows"].items()):
+        out[name] = _rate_ci(row["overall"])
+        if i == 0:
+            out[name]["task"] = {t: v["success_rate"] for t, v in row["per_task"].items()}
+    return numbers(out)
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -219,33 +259,6 @@ def format_table(metrics: dict[str, Any]) -> str:
             lo, hi = v["ci95"]
             lines.append(f"{name:<10}{task:<20}{v['successes']:>4}/{v['episodes']:<4}  [{lo:5.2f}, {hi:5.2f}]")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default=None, help="A1Policy directory to evaluate (omit for references only)")
-    parser.add_argument("--name", default="a1", help="row name of --policy (default: a1)")
-    parser.add_argument("--reference", default="expert,random", help="reference rows: subset of expert,random ('' for none)")
-    parser.add_argument("--privileged", default=None,
-                        help="PrivilegedPolicy directory (a1 privileged): adds the privileged-state reference row")
-    parser.add_argument("--seed-set", default="eval", choices=("eval", "validation"),
-                        help="evaluation seeds (default) or the disjoint validation seeds")
-    parser.add_argument("--replan-sweep", default=None, nargs="?", const="params", metavar="N,N,...",
-                        help="evaluate once per replan interval (use with --seed-set validation) and write the "
-                             "sweep; without a value, the intervals and episodes of params `replan_sweep`")
-    parser.add_argument("--tasks", default=None, help="comma-separated tasks (default: all ten)")
-    parser.add_argument("--episodes", type=int, default=None, help="episodes per task (default: params eval.episodes or 10)")
-    parser.add_argument("--replan-every", type=int, default=None, help="actions executed per chunk (default: params or the whole chunk)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: params or 2)")
-    parser.add_argument("--gifs-per-task", type=int, default=None, help="rollout GIFs per task and row (default 1)")
-    parser.add_argument("--belt-speed", default=None, help="comma-separated belt speeds: a speed sweep")
-    parser.add_argument("--turntable-speed", default=None, help="comma-separated turntable speeds: a speed sweep")
-    parser.add_argument("--image-size", type=int, default=64, help="env image size for reference-only runs")
-    parser.add_argument("--params", default="params.yaml", help="params file; its `eval` section gives defaults")
-    parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
-    parser.add_argument("--out", default="experiments/eval", help="writes OUT/metrics.json and OUT/gifs/")
 
 
 @dataclass
@@ -267,67 +280,14 @@ class ReplanSweepConfig:
     episodes: int = 10  # per task and interval, on the validation seeds
 
 
-def _eval_defaults(args: argparse.Namespace) -> EvalConfig:
-    from a1lib.params import load_section
-
-    return load_section("eval", EvalConfig, path=args.params, preset=args.preset)
-
-
-def run(args: argparse.Namespace) -> int:
-    from a1lib.sim import TASKS
-
-    d = _eval_defaults(args)
-    tasks = [t.strip() for t in (args.tasks or ",".join(d.tasks or TASKS)).split(",") if t.strip()]
-    episodes = args.episodes or d.episodes
-    replan = args.replan_every if args.replan_every is not None else d.replan_every
-    workers = args.workers or d.workers
-    gifs = args.gifs_per_task if args.gifs_per_task is not None else d.gifs_per_task
-    policies = {}
-    if args.policy:
-        policies[args.name] = args.policy
-    for ref in [r.strip() for r in args.reference.split(",") if r.strip()]:
-        if ref not in REFERENCES:
-            raise ValueError(f"--reference: unknown {ref!r}; choose from {REFERENCES}")
-        policies[ref] = ref
-    if args.privileged:
-        policies["privileged"] = args.privileged
-    if not policies:
-        raise ValueError("nothing to evaluate: give --policy and/or --reference")
-    out = Path(args.out)
-    common = dict(replan_every=replan, workers=workers, gifs_per_task=gifs, image_size=args.image_size, out=out,
-                  seed_set=args.seed_set)
-    if args.replan_sweep:
-        if args.replan_sweep == "params":
-            from a1lib.params import load_section
-
-            sweep = load_section("replan_sweep", ReplanSweepConfig, path=args.params, preset=args.preset)
-            intervals, episodes = list(sweep.intervals), args.episodes or sweep.episodes
-        else:
-            intervals = [int(v) for v in args.replan_sweep.split(",")]
-        blocks = [evaluate(policies, tasks, episodes, **{**common, "replan_every": r, "gifs_per_task": 0})
-                  for r in intervals]
-        metrics = {"replan_sweep": {str(r): {name: row["overall"] for name, row in b["rows"].items()}
-                                    for r, b in zip(intervals, blocks)},
-                   "per_task": {str(r): {name: {t: v["successes"] for t, v in row["per_task"].items()}
-                                         for name, row in b["rows"].items()} for r, b in zip(intervals, blocks)},
-                   "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}
-        for r, b in zip(intervals, blocks):
-            print(f"replan every {r}: " + ", ".join(f"{n} {v['overall']['successes']}/{v['overall']['episodes']}"
-                                                    for n, v in b["rows"].items()))
-        write_json_atomic(out / "metrics.json", metrics)
-        print(f"wrote {out / 'metrics.json'}")
-        return 0
-    speeds = {k: [float(v) for v in s.split(",")] for k, s in (("belt_speed", args.belt_speed),
-                                                                ("turntable_speed", args.turntable_speed)) if s}
-    if speeds:
-        blocks = speed_sweep(policies, tasks, episodes, speeds, **common)
-        metrics = {"sweep": blocks}
-        for b in blocks:
-            print(b["env_kwargs"])
-            print(format_table(b))
-    else:
-        metrics = evaluate(policies, tasks, episodes, **common)
-        print(format_table(metrics))
-    write_json_atomic(out / "metrics.json", metrics)
-    print(f"wrote {out / 'metrics.json'}")
-    return 0
+def replan_sweep(policies: dict[str, str], tasks: list[str], intervals: list[int], episodes: int,
+                 **common: Any) -> dict[str, Any]:
+    """Success per replan interval (``common``: the keyword arguments of ``evaluate``), as written by
+    ``a1 evaluate --replan-sweep``: overall rates and successes per task, per interval and row."""
+    blocks = [evaluate(policies, tasks, episodes, **{**common, "replan_every": r, "gifs_per_task": 0})
+              for r in intervals]
+    return {"replan_sweep": {str(r): {name: row["overall"] for name, row in b["rows"].items()}
+                             for r, b in zip(intervals, blocks)},
+            "per_task": {str(r): {name: {t: v["successes"] for t, v in row["per_task"].items()}
+                                  for name, row in b["rows"].items()} for r, b in zip(intervals, blocks)},
+            "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}

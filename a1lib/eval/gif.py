@@ -13,20 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
-try:  # the sim's scale; the fallback keeps GIFs drawable for other envs
-    from a1lib.sim.world import MAX_SPEED
-except Exception:  # pragma: no cover
-    MAX_SPEED = 0.06
-
-
-def chunk_path(state: np.ndarray, chunk: np.ndarray, max_speed: float = MAX_SPEED) -> np.ndarray:
-    """(K+1, 2) table coordinates visited by the chunk's planar velocities, from the gripper."""
-    start = np.asarray(state, dtype=np.float64)[:2]
-    steps = np.clip(np.asarray(chunk, dtype=np.float64)[:, :2], -1, 1) * max_speed  # (K, 2)
-    return np.vstack([start, start + np.cumsum(steps, axis=0)])
+from a1lib.io import atomic_write
+from a1lib.sim.world import planned_path
 
 
 def panel(image: np.ndarray, scale: int) -> Image.Image:
@@ -41,7 +33,7 @@ def compose_frame(image: np.ndarray, imagined: np.ndarray | None, chunk: np.ndar
     size = cam.width
     draw = ImageDraw.Draw(cam)
     if len(chunk):
-        pts = chunk_path(state, chunk) * size
+        pts = planned_path(state, chunk) * size
         draw.line([tuple(p) for p in pts], fill=(255, 255, 0), width=max(1, scale // 2))
         for p, a in zip(pts[1:], chunk):
             colour = (0, 255, 0) if a.shape[0] > 4 and a[4] > 0 else (255, 0, 0)
@@ -61,14 +53,6 @@ def compose_frame(image: np.ndarray, imagined: np.ndarray | None, chunk: np.ndar
 
 def write_gif(path: str | Path, frames: list, scale: int = 3, fps: int = 10) -> Path:
     """frames: [(image, imagined | None, chunk (K, A), state)] -> an animated GIF (atomic write)."""
-    import os
-
-    import imageio.v3 as iio
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     stack = np.stack([compose_frame(*f, scale=scale) for f in frames])
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gif")
-    iio.imwrite(tmp, stack, duration=int(1000 / fps), loop=0)
-    os.replace(tmp, path)
-    return path
+    # keep_suffix: imageio picks the format from the temp file's extension
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, stack, duration=int(1000 / fps), loop=0), keep_suffix=True)

@@ -20,12 +20,14 @@ import numpy as np
 import torch
 
 from a1lib.data.seeds import validation_seed
+from a1lib.eval.evaluate import numbers
 from a1lib.models.image_tokenizer import images_to_tensor, object_masks, psnr
 from a1lib.models.processor import grounding_targets
 from a1lib.models.vision import keypoints
-from a1lib.sim.rollout import EpisodeRecord, record_expert_episode
+from a1lib.sim.record import EpisodeRecord, record_expert_episode
 
 DOMAIN = "lab"
+SUMMARY_NAMES = ("gripper", "target", "goal")  # the grounding names a policy acts on
 
 
 def heldout_episodes(tasks: list[str], episodes: int, image_size: int = 64) -> list[EpisodeRecord]:
@@ -150,6 +152,18 @@ def future_errors(policy: Any, records: list[EpisodeRecord], every: int = 2) -> 
     return out
 
 
+def perception_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers to compare across runs (``summary.json``, the DVC metrics file) from what
+    ``a1 perception`` writes to ``metrics.json``: the localisation error in pixels of the gripper,
+    the target and the goal (``localisation_px.gripper``), and per dynamic task the reduction of the
+    imagined future's latent MSE against "the future equals now" (``futures_mse_reduction.<task>``)."""
+    per_name = metrics.get("localisation", {}).get("per_name", {})
+    return numbers({
+        "localisation_px": {n: per_name[n]["error_px"] for n in SUMMARY_NAMES if n in per_name},
+        "futures_mse_reduction": {t: v["reduction_vs_copy"] for t, v in metrics.get("futures", {}).items()},
+    })
+
+
 def format_report(metrics: dict[str, Any]) -> str:
     lines = []
     loc = metrics.get("localisation", {}).get("per_name", {})
@@ -164,35 +178,3 @@ def format_report(metrics: dict[str, Any]) -> str:
             lines.append(f"{task:<20}{v['latent_mse']:>11.4f}{v['latent_mse_copy']:>8.4f}{v['reduction_vs_copy']:>10.0%}"
                          f"{v['psnr_objects_db']:>10.2f}{v['psnr_objects_copy_db']:>8.2f}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# ``a1 perception``
-# ---------------------------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    parser.add_argument("--policy", required=True, help="A1Policy directory")
-    parser.add_argument("--tasks", default=None, help="comma-separated tasks for localisation (default: all ten)")
-    parser.add_argument("--episodes", type=int, default=3, help="validation episodes per task (default 3)")
-    parser.add_argument("--out", default="experiments/perception", help="writes OUT/metrics.json")
-
-
-def run(args) -> int:
-    import json
-    from pathlib import Path
-
-    from a1lib.models.policy_a1 import A1Policy
-    from a1lib.sim import DYNAMIC_TASKS, TASKS
-
-    policy = A1Policy.from_pretrained(args.policy)
-    tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else list(TASKS)
-    records = heldout_episodes(tasks, args.episodes, policy.config.image_size)
-    metrics = {"domain": DOMAIN, "seeds": "a1lib.data.seeds.validation_seed(task, i), i < episodes",
-               "episodes_per_task": args.episodes,
-               "localisation": localisation_errors(policy.model.vision, policy.processor, records),
-               "futures": future_errors(policy, [r for r in records if r.task in DYNAMIC_TASKS])}
-    from a1lib.eval.evaluate import write_json_atomic
-
-    write_json_atomic(Path(args.out) / "metrics.json", metrics)
-    print(format_report(metrics))
-    print(f"wrote {Path(args.out) / 'metrics.json'}")
-    return 0

@@ -14,9 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK
+import a1lib.sim  # noqa: F401  (registers the envs)
+from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
+from a1lib.data.seeds import eval_seed
 
 
 class ExpertPolicy:
@@ -86,3 +89,39 @@ def run_episode(env: Any, policy: Any, seed: int, replan_every: int | None = Non
     if record:
         frames.append((obs["image"], None, np.zeros((0, low.shape[0]), np.float32), np.asarray(obs["state"]).copy()))
     return EpisodeResult(env.unwrapped.task_name, int(seed), success, steps, instruction, frames)
+
+
+def first_outcomes(policy: Any, tasks: list[str], episodes: int, replan_every: int | None = None,
+                   image_size: int = 64) -> dict[str, tuple[str, int, EpisodeResult]]:
+    """The first successful and the first failed recorded episode ({"success" | "failure": (task,
+    evaluation-seed index, result)}) among ``episodes`` evaluation seeds per task, lab domain."""
+    picked: dict[str, tuple[str, int, EpisodeResult]] = {}
+    for task in tasks:
+        for i in range(episodes):
+            env = gym.make(f"a1lib/{task}-v0", domain="lab", image_size=image_size)
+            res = run_episode(env, policy, eval_seed(task, i), replan_every=replan_every, record=True)
+            env.close()
+            picked.setdefault("success" if res.success else "failure", (task, i, res))
+            if len(picked) == 2:
+                return picked
+    return picked
+
+
+def imagine_along_expert(policy: Any, task: str, step: int, seed: int, delta: int,
+                         image_size: int = 64) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The scripted expert drives a lab episode; at frame ``step`` the policy imagines frame
+    step + delta. Returns (frame t, imagined t+delta or None, true frame t+delta)."""
+    env = gym.make(f"a1lib/{task}-v0", domain="lab", image_size=image_size)
+    obs, _ = env.reset(seed=seed)
+    frames, states = [obs["image"]], [obs["state"]]
+    for _ in range(step + delta):
+        obs, _, terminated, truncated, _ = env.step(env.unwrapped.expert_action())
+        frames.append(obs["image"])
+        states.append(obs["state"])
+        if terminated or truncated:
+            break
+    t = max(0, min(step, len(frames) - 1 - delta))
+    answer = policy.infer({IMAGE: frames[t], IMAGE_PAST: frames[max(0, t - delta)], STATE: states[t],
+                           TASK: env.unwrapped.instruction})
+    env.close()
+    return frames[t], answer.get("imagined"), frames[min(t + delta, len(frames) - 1)]

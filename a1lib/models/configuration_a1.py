@@ -13,7 +13,8 @@ The original InternVLA-A1 (3B) has three Qwen3 experts of 28 layers each: unders
   grounding head: a heat-map per name in ``grounding``, whose soft-argmax keypoints the action
   expert reads) or ``"patch"`` (a ViT patch embedding, for comparison). See vision.py.
 
-Presets: ``A1Config.preset("ci" | "cpu" | "gpu", **overrides)``.
+Presets: ``A1Config.preset("tiny" | "ci" | "cpu" | "gpu", **overrides)``: the one place model sizes
+are written (params.yaml only names the preset; "tiny" is for unit tests).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from a1lib import configs
 from a1lib.sim.world import KIND_NAMES
 
 GENERATION_MODES = ("full", "none", "no_future_loss")
@@ -68,7 +70,7 @@ class A1Config:
     gen_lift_channels: int = 32  # width after the 1x1 lifting conv
     future_residual: bool = True  # predict latent(t+delta) - latent(t): the future = now + imagined motion
     # --- action expert: flow matching --------------------------------------------------------
-    state_dim: int = 8
+    state_dim: int = 6  # the simulator's proprioception (a1lib.sim.STATE_DIM)
     action_dim: int = 5
     chunk_size: int = 10  # H, actions per chunk
     num_inference_steps: int = 10  # Euler steps from t=1 (noise) to t=0 (actions)
@@ -161,9 +163,7 @@ class A1Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "A1Config") -> "A1Config":
         """Strict: an unknown key is an error naming it (a typo never silently becomes a default)."""
-        from a1lib.params import from_dict
-
-        return from_dict(cls, data, where=where)
+        return configs.from_dict(cls, data, where=where)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "A1Config":
@@ -172,24 +172,30 @@ class A1Config:
         return cls.from_dict({**PRESETS[name], **overrides}, where=f"A1Config.preset({name!r})")
 
 
+_TINY: dict[str, Any] = dict(
+    image_size=32, patch_size=16, vocab_size=64, max_text_len=8,
+    num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16,
+    und_hidden=32, und_mlp=64, gen_hidden=32, gen_mlp=64, act_hidden=32, act_mlp=64,
+    latent_channels=4, latent_size=4, gen_patch=2, gen_lift_channels=8,
+    state_dim=8, action_dim=5, chunk_size=4, num_inference_steps=4,
+    conv_channels=(8, 16, 16), grounding_dim=8,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # Tiny: unit tests and notebooks in CI (seconds).
-    "ci": dict(
-        image_size=32, patch_size=16, vocab_size=64, max_text_len=8,
-        num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16,
-        und_hidden=32, und_mlp=64, gen_hidden=32, gen_mlp=64, act_hidden=32, act_mlp=64,
-        latent_channels=4, latent_size=4, gen_patch=2, gen_lift_channels=8,
-        state_dim=8, action_dim=5, chunk_size=4, num_inference_steps=4,
-        conv_channels=(8, 16, 16), grounding_dim=8,
-    ),
+    # Tiny: unit tests (seconds).
+    "tiny": _TINY,
+    # The ci pipeline (`bash scripts/run.sh ci`): tiny widths on the simulator's 64 px frames, 6-d
+    # state, chunks of 10.
+    "ci": {**_TINY, "image_size": 64, "vocab_size": 512, "max_text_len": 16, "latent_size": 8, "state_dim": 6,
+           "chunk_size": 10},
     # The workbench default: pretrains on 2 CPU cores (sized by bench/bench_model.py).
-    "cpu": dict(),
+    "cpu": dict(state_dim=6, action_dim=5),
     # A GPU-sized model: 128 px images, 8 layers, width 512.
     "gpu": dict(
         image_size=128, patch_size=16, vocab_size=2048, max_text_len=32,
         num_layers=8, num_heads=8, num_kv_heads=4, head_dim=64,
         und_hidden=512, und_mlp=1536, gen_hidden=384, gen_mlp=1152, act_hidden=384, act_mlp=1152,
         latent_channels=4, latent_size=16, gen_patch=4, gen_lift_channels=64,
-        chunk_size=10, num_inference_steps=10,
+        state_dim=6, action_dim=5, chunk_size=10, num_inference_steps=10,
     ),
 }

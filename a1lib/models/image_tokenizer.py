@@ -28,22 +28,22 @@ tiny tabletop world, so we train a stand-in once and then freeze it:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
+
+from a1lib.io import atomic_directory
+from a1lib.progress import ProgressLines
 
 META_FILE = "image_tokenizer.json"  # our config + latent statistics, next to diffusers' config.json
 
@@ -266,7 +266,10 @@ class ImageTokenizer:
             )
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(f"{meta_path}: malformed image tokenizer metadata: {e}") from e
-        vae = AutoencoderKL.from_pretrained(directory, use_safetensors=True)
+        # low_cpu_mem_usage=False: diffusers' default (True) needs `accelerate`, which we do not
+        # install; without it diffusers falls back to False and warns on every load. The VAE is a
+        # few MB, so the plain path (init, then load the state dict) is what we want anyway.
+        vae = AutoencoderKL.from_pretrained(directory, use_safetensors=True, low_cpu_mem_usage=False)
         tok = cls(vae, config)
         if meta.get("fingerprint") and tok.fingerprint() != meta["fingerprint"]:
             raise ValueError(
@@ -274,37 +277,6 @@ class ImageTokenizer:
                 f"({tok.fingerprint()} != {meta['fingerprint']}); the directory is corrupt or was edited"
             )
         return tok.freeze()
-
-
-@contextlib.contextmanager
-def atomic_directory(directory: str | Path) -> Iterator[Path]:
-    """Yield a temp directory next to ``directory``; on success it replaces ``directory``.
-
-    On error the temp directory is removed and an existing ``directory`` is left untouched.
-    """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-    old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if directory.exists():
-        os.replace(directory, old)  # a directory cannot be replaced by rename unless empty
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +303,7 @@ def split_heldout(
 
 def train_image_tokenizer(
     frames: np.ndarray, cfg: ImageTokenizerConfig, episode_index: np.ndarray | None = None,
-    masks: np.ndarray | None = None,
+    masks: np.ndarray | None = None, progress: bool = True,
 ) -> tuple[ImageTokenizer, dict[str, Any]]:
     """Train the VAE on uint8 frames (N, H, W, 3); returns the frozen tokenizer and its metrics.
 
@@ -339,6 +311,7 @@ def train_image_tokenizer(
     whole unseen episodes (frames inside one episode are near duplicates). Without it every frame
     is its own group. ``masks`` (N, H, W) bool marks object pixels (``object_masks``): their
     reconstruction error weighs 1 + ``cfg.object_weight``, and the PSNR on them is reported.
+    ``progress``: a tqdm bar; False: plain progress lines (``a1lib.progress``) for logs.
     """
     cfg.validate()
     frames = np.asarray(frames)
@@ -376,7 +349,8 @@ def train_image_tokenizer(
     gen = torch.Generator().manual_seed(cfg.seed)  # CPU generator: the same draws on any device
     vae.to(cfg.device).train()
     t0 = time.perf_counter()
-    bar = tqdm(range(cfg.train_steps), desc="image tokenizer", unit="step")
+    bar = tqdm(range(cfg.train_steps), desc="image tokenizer", unit="step", disable=not progress)
+    lines = ProgressLines("image tokenizer", cfg.train_steps, every=max(1, cfg.train_steps // 100), enabled=not progress)
     loss_value = rec_value = float("nan")
     for step in bar:
         pick = torch.randint(len(train_idx), (cfg.batch_size,), generator=gen).numpy()
@@ -400,6 +374,7 @@ def train_image_tokenizer(
         loss_value, rec_value = float(loss.detach()), float(rec.detach())
         elapsed = time.perf_counter() - t0
         bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{(step + 1) * cfg.batch_size / elapsed:.0f}")
+        lines.update(1, samples=cfg.batch_size, values={"loss": loss_value})
     train_seconds = time.perf_counter() - t0
     vae.to("cpu")
     tok.freeze()

@@ -22,22 +22,24 @@ Outputs and losses:
   answer tokens] causal; next-token cross-entropy on the answer tokens, weighted by lambda_und.
   (The original co-trains on VQA the same way: its understanding expert is a plain VLM.)
 
-Inference (``sample_actions``) mirrors the original: the prefix runs once into a KV cache, the
-middle runs once appending to it, then each Euler step runs only the suffix through the action
-expert, reading the cache. Because nothing before the suffix can see the suffix, this is exact.
+Inference (``sample_actions``) mirrors the original (and openpi's pi0): the prefix runs once into a
+KV cache, the middle runs once appending to it, then each Euler step runs only the suffix through
+the action expert, reading the cache. Because nothing before the suffix can see the suffix, this is
+exact. The steps run either through the same run_experts code as training (``fused=False``) or,
+by default, through fused_sampler.py: the same function with ~3x fewer torch ops (a speed switch,
+tested equal to the readable path).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from transformers import Qwen3Config
 from transformers.models.qwen3.modeling_qwen3 import (
@@ -47,7 +49,9 @@ from transformers.models.qwen3.modeling_qwen3 import (
     apply_rotary_pos_emb,
 )
 
+from a1lib.io import atomic_save_safetensors, atomic_write_text
 from a1lib.models import flow_matching as fm
+from a1lib.models import fused_sampler
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.token_layout import action_layout, understanding_layout
 from a1lib.models.vision import grounding_loss, keypoints, make_vision, random_shift
@@ -62,58 +66,9 @@ KVCache = list  # per layer: (key, value), each (B, num_kv_heads, N_cached, head
 def rms_norm(norm: Qwen3RMSNorm, x: torch.Tensor) -> torch.Tensor:
     """Qwen3RMSNorm's math (x / rms(x) * weight, in float32 here) as ONE fused torch op, reading the
     module's own weight and eps. The module's Python forward launches ~8 small kernels; at batch 1
-    that launch overhead, not arithmetic, dominates the latency. eager_reference.py calls the
+    that launch overhead, not arithmetic, dominates the latency. tests/eager_reference.py calls the
     modules themselves, and the tests check both agree."""
     return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
-
-
-def _rms(x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """RMSNorm without gain over the last dim, for the lean inference path (which folds the gains
-    into the weights): x / sqrt(mean(x^2) + eps). 6 dispatched ops where F.rms_norm takes ~23 on
-    CPU. eps is a 0-d tensor because a Python float would be turned into a tensor on every call."""
-    return x * torch.rsqrt(torch.add(eps, (x * x).sum(-1, keepdim=True), alpha=1.0 / x.shape[-1]))
-
-
-def _rotate_half_matrix(D: int, like: torch.Tensor) -> torch.Tensor:
-    """R (D, D) with y @ R == rotate_half(y) == cat(-y[D/2:], y[:D/2]): a signed permutation, so
-    RoPE becomes y * cos + (y @ R) * sin: one small matmul instead of slice/neg/cat."""
-    half = D // 2
-    R = torch.zeros(D, D, device=like.device, dtype=like.dtype)
-    R[half:, :half] = -torch.eye(half)
-    R[:half, half:] = torch.eye(half)
-    return R
-
-
-def _lean_layer_weights(layer: Qwen3DecoderLayer) -> dict[str, torch.Tensor]:
-    """One decoder layer's weights arranged for the lean path. RMSNorm gains are folded into the
-    next matmul, (rms(x) * g) @ W^T = rms(x) @ (W * g)^T, and projections are stacked so one matmul
-    does Q|K|V and one does gate|up. Stored as contiguous (d_in, d_out) matrices: torch.mm(x, w)
-    is x @ W^T, and a contiguous right operand is ~10% faster than a transposed view."""
-    a, mlp = layer.self_attn, layer.mlp
-    Hq, D = a.config.num_attention_heads, a.head_dim
-    Hkv = a.config.num_key_value_heads
-    w_qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) * layer.input_layernorm.weight
-    w_gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * layer.post_attention_layernorm.weight
-    return dict(
-        w_qkv=w_qkv.t().contiguous(),  # (d, (Hq + 2 Hkv) D)
-        g_qk=torch.cat([a.q_norm.weight.expand(Hq, D), a.k_norm.weight.expand(Hkv, D)]),  # (Hq + Hkv, D)
-        w_o=a.o_proj.weight.t().contiguous(),  # (Hq D, d)
-        w_gate_up=w_gate_up.t().contiguous(),  # (d, 2 mlp)
-        w_down=mlp.down_proj.weight.t().contiguous(),  # (mlp, d)
-    )
-
-
-def _lean_mlp(x: torch.Tensor, lw: dict[str, torch.Tensor], eps: torch.Tensor) -> torch.Tensor:
-    """x + SwiGLU(rms(x)) on 2-D activations (n, d) with _lean_layer_weights' stacked gate|up."""
-    gate_up = torch.mm(_rms(x, eps), lw["w_gate_up"])  # (n, 2 mlp)
-    m = gate_up.shape[1] // 2
-    return torch.addmm(x, F.silu(gate_up[:, :m]) * gate_up[:, m:], lw["w_down"])
-
-
-def _additive_mask(allowed: torch.Tensor) -> torch.Tensor:
-    """bool mask (True = may attend) -> float mask (0 / -inf), made once instead of inside every
-    scaled_dot_product_attention call."""
-    return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
 def qwen3_config(config: A1Config, hidden: int, mlp: int) -> Qwen3Config:
@@ -241,7 +196,7 @@ class A1Model(nn.Module):
             self.action_embed = ActionEmbed(config)
             self.action_out = nn.Linear(config.act_hidden, config.action_dim)
             self._init_weights()
-        self._lean_key, self._lean = None, None  # see _lean_weights
+        self._fused_cache = None  # (weight-version key, prepared weights): fused_sampler.fused_weights
 
     def _init_weights(self) -> None:
         for name, p in self.named_parameters():
@@ -352,6 +307,14 @@ class A1Model(nn.Module):
         if not groups:
             return [], cache
         return self.run_experts(groups, layout.att_2d()[:, None, n0:n1, :n1], layout.position_ids()[:, n0:n1], past=cache)
+
+    def suffix_velocity(self, cache, state_in, x_t, t, mask, position_ids) -> torch.Tensor:
+        """Velocity (B, H, A) of the flow at (x_t, t): the suffix (state + H action tokens) alone
+        through the action expert, attending to the cached keys/values of prefix + middle.
+        mask (B, 1, S, N) and position_ids (B, S): the suffix rows of the action layout."""
+        groups = [("act", self.action_embed(state_in, x_t, t))]  # (B, S, act_hidden)
+        (out,), _ = self.run_experts(groups, mask, position_ids, past=cache)
+        return self.action_out(out[:, 1:])  # skip the state token
 
     def _layout(self, batch):
         c = self.config
@@ -485,12 +448,16 @@ class A1Model(nn.Module):
     @torch.inference_mode()
     def sample_actions(self, batch: dict[str, torch.Tensor], num_steps: int | None = None,
                        use_cache: bool = True, noise: torch.Tensor | None = None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, fused: bool = True) -> torch.Tensor:
         """Action chunk (B, H, A) by ``num_steps`` Euler steps from noise (t=1) to actions (t=0).
 
-        use_cache=True: prefix and middle once into a KV cache, then per step only the suffix through
-        the action expert (the lean path below). use_cache=False: the whole sequence, prefix included,
-        through run_experts every step (the reference the tests hold the cached path to)."""
+        use_cache=True (as pi0): the prefix once into a KV cache (its grounding gives the state
+        token's inputs), the middle once appended to it, then per step only the suffix (state + H
+        action tokens) through the action expert, reading the cache. fused=False runs those steps
+        through run_experts (suffix_velocity), the code training runs; fused=True (the default:
+        several times faster at batch 1, bench/bench_model.py) through fused_sampler.euler_steps,
+        the same function in fewer torch ops. use_cache=False: the whole sequence, prefix
+        included, every step (the reference the tests hold the cached paths to)."""
         c = self.config
         validate_batch(c, batch, "infer")
         steps = num_steps or c.num_inference_steps
@@ -501,8 +468,8 @@ class A1Model(nn.Module):
         elif noise.shape != (B, c.chunk_size, c.action_dim):
             raise ValueError(f"noise: expected shape {(B, c.chunk_size, c.action_dim)}, got {tuple(noise.shape)}")
         layout = self._layout(batch)
+        dt = -1.0 / steps
         if not use_cache:
-            dt = -1.0 / steps
             x = noise
             for i in range(steps):
                 t = torch.full((B,), 1.0 + i * dt, device=dev)
@@ -512,149 +479,19 @@ class A1Model(nn.Module):
                 x = x + dt * self.action_out(outs[-1][:, 1:])
             return x
 
-        return self._sample_actions_cached(batch, layout, noise, steps)
-
-    # ------------------------------------------------------------------------------------------
-    # Lean Euler steps. WHY a second path for the suffix: at batch 1 the matrices are tiny (widths
-    # 96-128, 11 tokens), so the time goes into dispatching thousands of small torch ops, not into
-    # arithmetic, and the suffix runs num_inference_steps times per chunk (the context once, through
-    # run_experts). The lean step computes the same function with ~3x fewer dispatched ops:
-    # per-layer weights stacked (Q|K|V, gate|up) with the RMSNorm gains folded in and prepared once
-    # per weight version (_lean_weights), 2-D activations with addmm for matmul + residual, RoPE as
-    # y * cos + (y @ R) * sin (in the Euler steps folded into the QKV matmul), output buffers whose
-    # views are made once, angles / masks made once per chunk, no Python-scalar arithmetic on
-    # tensors (each such op costs 4 extra dispatches). run_experts stays the reference; the tests
-    # check both agree to 1e-5.
-    #
-    # Measured and rejected: running the state token once in the context pass (it sees only the
-    # prefix, the middle and itself, so that would be exact). It saves nothing per step (the cost
-    # of a step is the number of ops, not 11 vs 10 rows), so the state token stays in the suffix.
-    # ------------------------------------------------------------------------------------------
-    def _lean_weights(self) -> dict[str, Any]:
-        """Everything the lean path derives from the weights alone (stacked, gain-folded,
-        RoPE-extended, contiguous matrices), made once per weight version instead of once per
-        chunk. The key is every parameter's identity, storage and version counter: an optimizer
-        step, load_state_dict or .to() changes it, so the prepared weights can never go stale.
-        (Parameters made under torch.inference_mode have no version counter: then no caching.)"""
-        try:
-            key = tuple((id(p), p.data_ptr(), p._version) for p in self.parameters())
-        except RuntimeError:
-            key = None
-        if key is None or key != self._lean_key:
-            self._lean_key, self._lean = key, self._prepare_lean_weights()
-        return self._lean
-
-    def _prepare_lean_weights(self) -> dict[str, Any]:
-        c = self.config
-        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
-        R = _rotate_half_matrix(D, self.action_out.weight)
-        act = []
-        for layer in self.experts["act"].layers:
-            lw = _lean_layer_weights(layer)
-            # RoPE folded into the Euler steps' projection: with y = a raw q/k head,
-            # rotate_half(y) = y @ R, so extra columns W_h @ R also emit y @ R. q_norm / k_norm then
-            # RoPE: (y * g * cos + (y @ R) * (g permuted by R) * sin) / rms(y)
-            w_rows = lw["w_qkv"].t()  # ((Hq + 2 Hkv) D, d): per head, y_h = h @ W_h^T
-            d_in = w_rows.shape[1]
-            w_rot = R.t() @ w_rows[:(Hq + Hkv) * D].reshape(Hq + Hkv, D, d_in)  # y_h @ R = h @ (R^T W_h)^T
-            lw["w_qkv_rot"] = torch.cat([w_rows, w_rot.reshape(-1, d_in)]).t().contiguous()  # (d, (2 Hq + 3 Hkv) D)
-            lw["g_qk_rot"] = lw["g_qk"] @ R.abs()
-            act.append(lw)
-        emb, d = self.action_embed, c.act_hidden
-        return dict(
-            R=R, eps=torch.tensor(c.rms_norm_eps, device=R.device),  # 0-d tensor: see _rms
-            act=act,
-            w_action_in=emb.action_in.weight.t().contiguous(), b_action_in=emb.action_in.bias,
-            w_time_in=emb.time_mlp_in.weight[:, :d].t().contiguous(),  # action half of time_mlp_in
-            w_time_out=emb.time_mlp_out.weight.t().contiguous(), b_time_out=emb.time_mlp_out.bias,
-            w_out=(self.action_out.weight * self.experts["act"].norm.weight).t().contiguous(),
-            b_out=self.action_out.bias,
-            time_bias={},  # steps -> (steps, 1, d): see _sample_actions_cached
-        )
-
-    def _sample_actions_cached(self, batch, layout, noise, steps) -> torch.Tensor:
-        """Euler steps (B, H, A): prefix and middle once into a KV cache (prefix_pass, rest_pass), then
-        per step only the suffix (state + H action tokens) through the action expert (_lean_velocity)."""
-        c = self.config
-        B, H, _ = noise.shape
-        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
-        S = H + 1  # suffix tokens: state + actions
-        seg = layout.segments
-        n_ctx = seg["suffix"].start  # prefix + middle
-        mask = layout.att_2d()[:, None]  # (B, 1, N, N) bool
-        pos = layout.position_ids()  # (B, N)
-        lw = self._lean_weights()
-
-        # 1) context: the prefix pass (its grounding gives the state token's inputs), then the middle,
-        #    each once, into the per-layer KV cache
         pre = self.prefix_pass(batch["image"], batch["lang_tokens"], layout)
         state_in = self.state_inputs(batch["state"], pre["logits"])
-        _, cache = self.rest_pass(batch, layout, pre["cache"], upto="middle")
-
-        # 2) per-layer key/value buffers (B, Hkv, n_ctx + S, D): the context is copied in once,
-        #    each step writes its suffix keys/values into the tail (no concatenation per step)
-        kv = []
-        for k_ctx, v_ctx in cache:
-            k_all = torch.cat([k_ctx, k_ctx.new_empty(B, Hkv, S, D)], 2)
-            v_all = torch.cat([v_ctx, v_ctx.new_empty(B, Hkv, S, D)], 2)
-            kv.append((k_all, v_all, k_all[:, :, n_ctx:], v_all[:, :, n_ctx:]))
-        sfx_mask = _additive_mask(mask[:, :, seg["suffix"], :])  # (B, 1, S, N): the suffix rows
-
-        # 3) what every Euler step shares: RoPE of the suffix positions times the q/k-norm gains,
-        #    time embeddings, the state token (it depends on neither x_t nor t)
-        cos, sin = self.rotary(noise, pos[:, seg["suffix"]])  # (B, S, D)
-        cos, sin = cos.reshape(B * S, 1, D), sin.reshape(B * S, 1, D)
-        layers = [dict(w, cos=cos * w["g_qk"], sin=sin * w["g_qk_rot"]) for w in lw["act"]]  # (B*S, Hq+Hkv, D)
-        # buffers the steps write into, with their views made once (each view is a dispatched op)
-        qkv_rot = noise.new_empty(B * S, (2 * Hq + 3 * Hkv) * D)
-        heads = qkv_rot.view(B * S, 2 * Hq + 3 * Hkv, D)
-        qk = noise.new_empty(B * S, Hq + Hkv, D)  # q/k after norm and RoPE
-        buf = dict(qkv_rot=qkv_rot, y=heads[:, :Hq + Hkv], y_rot=heads[:, Hq + 2 * Hkv:], qk=qk,
-                   q=qk[:, :Hq].view(B, S, Hq, D).transpose(1, 2),  # (B, Hq, S, D)
-                   k=qk[:, Hq:].view(B, S, Hkv, D).transpose(1, 2),  # (B, Hkv, S, D)
-                   v=heads[:, Hq + Hkv:Hq + 2 * Hkv].view(B, S, Hkv, D).transpose(1, 2))
-        dt = -1.0 / steps
-        if steps not in lw["time_bias"]:  # time half of time_mlp_in (+ its bias) per step: (steps, 1, d)
-            emb, d = self.action_embed, c.act_hidden
-            t = torch.tensor([1.0 + i * dt for i in range(steps)], device=noise.device)  # as the uncached path
-            temb = fm.sinusoidal_embedding(t, d, c.time_min_period, c.time_max_period)  # (steps, d)
-            lw["time_bias"][steps] = F.linear(temb, emb.time_mlp_in.weight[:, d:], emb.time_mlp_in.bias)[:, None]
-        t_bias = lw["time_bias"][steps].expand(-1, B * H, -1)  # (steps, B*H, d)
-        if c.state_to_actions:  # the state inputs enter every action token at the same place as time
-            t_bias = t_bias + self.action_embed.state_to_actions(state_in).repeat_interleave(H, 0)[None]
-        step_w = dict(lw, layers=layers, buf=buf, state=self.action_embed.state_proj(state_in)[:, None, :])
+        _, cache = self.rest_pass(batch, layout, pre["cache"], upto="middle")  # + the middle's keys/values
+        if fused:
+            return fused_sampler.euler_steps(self, layout, cache, state_in, noise, steps)
+        sfx = layout.segments["suffix"]
+        mask = layout.att_2d()[:, None, sfx, :sfx.stop]  # (B, 1, S, N): the suffix rows
+        pos = layout.position_ids()[:, sfx]  # (B, S)
         x = noise
         for i in range(steps):
-            x = torch.add(x, self._lean_velocity(x, t_bias[i], kv, sfx_mask, step_w), alpha=dt)  # x + dt * v
+            t = torch.full((B,), 1.0 + i * dt, device=dev)
+            x = x + dt * self.suffix_velocity(cache, state_in, x, t, mask, pos)
         return x
-
-    def _lean_velocity(self, x_t, t_bias, kv, mask, w) -> torch.Tensor:
-        """Velocity (B, H, A) at one Euler step: the suffix (state + H action tokens) through the
-        action expert with 2-D (B*S, width) activations, its keys/values written into the
-        preallocated buffers ``kv``. Same math as _mot_layer for the "act" group. t_bias (B*H, d):
-        this step's time half of time_mlp_in; mask (B, 1, S, N) float; w: _sample_actions_cached."""
-        c = self.config
-        D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
-        B, H, A = x_t.shape
-        S = H + 1
-        eps, buf = w["eps"], w["buf"]
-        # action tokens: time_mlp_out(silu(time_mlp_in([action_in(x_t), temb]))), as ActionEmbed
-        a = torch.addmm(w["b_action_in"], x_t.reshape(B * H, A), w["w_action_in"])  # (B*H, d)
-        a = F.silu(torch.addmm(t_bias, a, w["w_time_in"]))
-        a = torch.addmm(w["b_time_out"], a, w["w_time_out"])  # (B*H, d)
-        x = torch.cat([w["state"], a.view(B, H, -1)], 1).view(B * S, -1)  # (B*S, d): state token first
-        for lw, (k_all, v_all, k_new, v_new) in zip(w["layers"], kv):
-            torch.mm(_rms(x, eps), lw["w_qkv_rot"], out=buf["qkv_rot"])  # [q, k, v, q @ R, k @ R]
-            y = buf["y"]  # (B*S, Hq+Hkv, D) raw q/k
-            inv_rms = torch.rsqrt(torch.add(eps, (y * y).sum(-1, keepdim=True), alpha=1.0 / D))  # q/k norms
-            torch.mul(torch.addcmul(y * lw["cos"], buf["y_rot"], lw["sin"]), inv_rms, out=buf["qk"])  # RoPE
-            k_new.copy_(buf["k"])  # (B, Hkv, S, D) into the cache
-            v_new.copy_(buf["v"])
-            o = F.scaled_dot_product_attention(buf["q"], k_all, v_all, attn_mask=mask, enable_gqa=Hq != Hkv)
-            x = torch.addmm(x, o.transpose(1, 2).reshape(B * S, Hq * D), lw["w_o"])  # x + o_proj(o)
-            x = _lean_mlp(x, lw, eps)
-        v = torch.addmm(w["b_out"], _rms(x, eps), w["w_out"])  # (B*S, A)
-        return v.view(B, S, A)[:, 1:]  # the action tokens' velocities (B, H, A)
 
     # ------------------------------------------------------------------------------------------
     # Persistence: model.safetensors + config.json, nothing else touched in the directory
@@ -679,8 +516,8 @@ class A1Model(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
-        _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(self.config.to_json()))
+        atomic_save_safetensors(state, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+        atomic_write_text(directory / CONFIG_NAME, self.config.to_json())
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "A1Model":
@@ -710,19 +547,6 @@ class A1Model(nn.Module):
             raise ValueError(f"{w_path} does not match {cfg_path}: " + "; ".join(parts))
         model.load_state_dict(state, strict=True)
         return model.to(map_location)
-
-
-def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    """Write via a temp file in the same directory, then os.replace: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------

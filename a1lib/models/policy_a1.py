@@ -1,4 +1,4 @@
-"""A1Policy: a trained A1Model packaged as an ``a1lib.policy.Policy``.
+"""A1Policy: a trained A1Model packaged as an ``a1lib.policy_protocol.Policy``.
 
 A model alone cannot act: it needs the state/action normaliser it was trained with, the text
 tokenizer that produced its instruction ids, the frozen image tokenizer that produced its latents,
@@ -25,17 +25,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from transformers import PreTrainedTokenizerFast
 
+from a1lib.constants import ACTION, ACTION_RANGE, IMAGE, IMAGE_PAST, STATE
+from a1lib.data import Normalizer
+from a1lib.io import atomic_directory
 from a1lib.models.configuration_a1 import A1Config
+from a1lib.models.image_tokenizer import ImageTokenizer
 from a1lib.models.modeling_a1 import CONFIG_NAME, WEIGHTS_NAME, A1Model
-from a1lib.models.processor import ACTION, STATE, A1Processor
-from a1lib.policy import ACTION_RANGE, IMAGE, IMAGE_PAST, binarize_actions
+from a1lib.models.processor import A1Processor
+from a1lib.policy_protocol import binarize_actions
 
 POLICY_FILE = "policy.json"
 NORMALIZER_FILE = "normalizer.json"
@@ -51,7 +55,6 @@ class CheckpointError(ValueError):
 
 def load_text_tokenizer(path: str | Path, special_tokens: dict[str, str] | None = None):
     """tokenizer.json -> transformers.PreTrainedTokenizerFast (no network, no pickle)."""
-    from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(tokenizer_file=str(path), **{k: v for k, v in (special_tokens or {}).items() if v})
 
@@ -114,12 +117,7 @@ class A1Policy:
     # -- persistence ------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        try:
+        with atomic_directory(directory) as tmp:
             self.model.save_pretrained(tmp)
             tok = self.processor.text_tokenizer
             tok.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
@@ -131,15 +129,6 @@ class A1Policy:
                     "special_tokens": {k: v for k, v in special.items() if isinstance(v, str)},
                     "qa_seed": self.processor.seed, "binary_action_dims": list(self.binary_action_dims)}
             (tmp / POLICY_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-            if directory.exists():
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-            if old.exists():
-                shutil.rmtree(old)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @classmethod
@@ -166,7 +155,6 @@ class A1Policy:
         config = model.config
         if int(meta.get("chunk_size", -1)) != config.chunk_size:
             raise CheckpointError(f"{directory}: policy.json chunk_size {meta.get('chunk_size')} != config.json chunk_size {config.chunk_size}")
-        from a1lib.data import Normalizer
 
         normalizer = Normalizer.from_dict(norm)
         text_tok = load_text_tokenizer(directory / TOKENIZER_FILE, meta.get("special_tokens"))
@@ -176,7 +164,6 @@ class A1Policy:
             if not it_dir.is_dir():
                 raise CheckpointError(f"{directory}: incomplete A1Policy checkpoint, missing {IMAGE_TOKENIZER_DIR}/ "
                                       f"(the model has a generation expert)")
-            from a1lib.models.image_tokenizer import ImageTokenizer
 
             image_tok = ImageTokenizer.load(it_dir)
             got = tuple(image_tok.latent_shape(config.image_size))

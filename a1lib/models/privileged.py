@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from a1lib.policy import ACTION_RANGE, STATE, binarize_actions
+from a1lib.configs import from_dict
+from a1lib.constants import ACTION_RANGE, STATE
+from a1lib.data import Normalizer
+from a1lib.io import atomic_directory
+from a1lib.policy_protocol import binarize_actions
 from a1lib.sim.world import COLOR_NAMES, KIND_NAMES, MAX_OBJECTS
 
 FORMAT = "a1lib.PrivilegedPolicy/1"
@@ -135,27 +138,17 @@ class PrivilegedPolicy:
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         directory = Path(directory)
-        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(asdict(self.model.config), indent=2) + "\n")
-        (tmp / "normalizer.json").write_text(json.dumps(self.normalizer.to_dict(), indent=1) + "\n")
-        (tmp / "policy.json").write_text(json.dumps({"format": FORMAT, "binary_action_dims":
-                                                     list(self.binary_action_dims)}, indent=2) + "\n")
-        old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_directory(directory) as tmp:
+            save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            (tmp / "config.json").write_text(json.dumps(asdict(self.model.config), indent=2) + "\n")
+            (tmp / "normalizer.json").write_text(json.dumps(self.normalizer.to_dict(), indent=1) + "\n")
+            (tmp / "policy.json").write_text(json.dumps({"format": FORMAT, "binary_action_dims":
+                                                         list(self.binary_action_dims)}, indent=2) + "\n")
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> "PrivilegedPolicy":
-        from a1lib.data import Normalizer
-        from a1lib.params import from_dict
-
         directory = Path(directory)
         meta = json.loads((directory / "policy.json").read_text())
         if meta.get("format") != FORMAT:

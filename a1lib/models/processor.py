@@ -35,14 +35,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+# SOURCES: a sample's source_id is its position there (also imported from here by notebook 06).
+from a1lib.constants import ACTION, IMAGE, IMAGE_PAST, SOURCES, STATE
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.sim.world import KIND_NAMES
-
-IMAGE = "observation.image"
-IMAGE_PAST = "observation.image_past"
-STATE = "observation.state"
-ACTION = "action"
-SOURCES = ("sim", "lab", "human")  # source_id = position in this tuple (per-source logging)
 
 # qa_fn(scene arrays at t, rng) -> (question, answer) or None when the scene offers no question
 QAFn = Callable[[dict[str, np.ndarray], np.random.Generator], "tuple[str, str] | None"]
@@ -301,7 +297,7 @@ class A1Processor:
     # Inference
     # ------------------------------------------------------------------------------------------
     def observation_batch(self, obs: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """A policy observation (see a1lib.policy) -> a batch of one for sample_actions / imagine."""
+        """A policy observation (see a1lib.policy_protocol) -> a batch of one for sample_actions / imagine."""
         c = self.config
         for key in (IMAGE, STATE, "task"):
             if key not in obs:

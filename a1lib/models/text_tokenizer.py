@@ -21,7 +21,6 @@ same corpus always gives the same tokenizer.json bytes.
 from __future__ import annotations
 
 import itertools
-import os
 import string
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -30,6 +29,11 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 from tokenizers.trainers import WordLevelTrainer
 from transformers import PreTrainedTokenizerFast
+
+from a1lib.data.scene_qa import qa_corpus
+from a1lib.io import atomic_write
+from a1lib.sim.tasks import TASKS
+from a1lib.sim.world import COLOR_NAMES, KIND_NAMES
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]", "[SEP]"]
 PAD, UNK, BOS, EOS, SEP = SPECIAL_TOKENS
@@ -62,9 +66,6 @@ def fill_templates(templates: Iterable[str], values: dict[str, Sequence[str]]) -
 
 def sim_instructions() -> list[str]:
     """Every instruction the simulator can produce: all task templates, all fields filled in."""
-    from a1lib.sim.tasks import TASKS
-    from a1lib.sim.world import COLOR_NAMES, KIND_NAMES
-
     kinds = [k.replace("_", " ") for k in KIND_NAMES]
     values = {f: COLOR_NAMES for f in ("c1", "c2", "color", "bottle", "vase")}
     values.update(side=SIDES, item=kinds)
@@ -80,8 +81,6 @@ def build_corpus(dataset_tasks: Iterable[str] = (), include_sim: bool = True, in
     if include_sim:
         lines += sim_instructions()
     if include_qa:
-        from a1lib.data.scene_qa import qa_corpus
-
         lines += qa_corpus()
     return lines
 
@@ -97,7 +96,10 @@ def train_text_tokenizer(corpus: Iterable[str], vocab_size: int = 1024) -> PreTr
     tok.normalizer = _normalizer()
     tok.pre_tokenizer = _pre_tokenizer()
     # The trainer counts words and keeps the most frequent (ties broken by the word: deterministic).
-    tok.train_from_iterator(lines, WordLevelTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS))
+    # show_progress=False: its bar ("Pre-processing sequences ... n / 0", no total for an iterator)
+    # is noise in a log, and training takes well under a second.
+    tok.train_from_iterator(lines, WordLevelTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS,
+                                                    show_progress=False))
     vocab = tok.get_vocab()
     assert [vocab[t] for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
     tok.post_processor = processors.TemplateProcessing(
@@ -117,13 +119,7 @@ def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
 
 def save_text_tokenizer(tok: PreTrainedTokenizerFast, directory: str | Path) -> Path:
     """Write ``directory/tokenizer.json`` atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / TOKENIZER_FILE
-    tmp = directory / f".{TOKENIZER_FILE}.tmp-{os.getpid()}"
-    tok.backend_tokenizer.save(str(tmp), pretty=True)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(Path(directory) / TOKENIZER_FILE, lambda p: tok.backend_tokenizer.save(str(p), pretty=True))
 
 
 def load_text_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:

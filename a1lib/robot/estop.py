@@ -35,7 +35,7 @@ class EStop:
 
     def widget(self):
         """A red ipywidgets button wired to ``trigger``; None when ipywidgets is missing."""
-        try:
+        try:  # lazy: only a notebook needs it, and it loads IPython; None where it is missing
             import ipywidgets
         except ImportError:
             return None

@@ -77,7 +77,7 @@ def make_lerobot_robot(config: Any) -> Robot:
                                                                        height=480, fps=30)})
         robot = make_lerobot_robot(cfg)
     """
-    try:
+    try:  # lazy: lerobot is optional (not a dependency of a1lib), needed only for a real robot
         from lerobot.robots.utils import make_robot_from_config
     except ImportError as e:  # lerobot absent, or an old layout without robots.utils
         raise ImportError(LEROBOT_MISSING) from e

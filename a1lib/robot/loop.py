@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK
+from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
 from a1lib.robot.broker import BrokerStats, ChunkBroker
 from a1lib.robot.estop import EStop
 from a1lib.robot.mapping import FeatureMapping

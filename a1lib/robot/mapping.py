@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from a1lib.policy import IMAGE, STATE
+from a1lib.constants import IMAGE, STATE
 from a1lib.robot.interface import RobotError, camera_keys, joint_keys
 
 # (robot unit, model unit) -> the factor ``scale`` must equal
@@ -158,8 +159,6 @@ class FeatureMapping:
         if self.image_shape is not None and img.shape != tuple(self.image_shape):
             if not self.resize:
                 raise RobotError(f"camera {camera!r} returned {img.shape}, expected {tuple(self.image_shape)}")
-            from PIL import Image
-
             h, w = self.image_shape[:2]
             img = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
         return img

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from a1lib.policy import STATE
+from a1lib.constants import STATE
+from a1lib.data import LeRobotWriter
 from a1lib.robot.mapping import FeatureMapping
 
 
@@ -36,10 +37,6 @@ def dataset_features(mapping: FeatureMapping) -> dict[str, dict[str, Any]]:
 
 class EpisodeRecorder:
     def __init__(self, root: str | Path, mapping: FeatureMapping, fps: float, robot_type: str) -> None:
-        try:
-            from a1lib.data import LeRobotWriter
-        except ImportError as e:
-            raise ImportError(f"recording needs a1lib.data.LeRobotWriter, which could not be imported: {e}") from e
         self.root = Path(root)
         self.features = dataset_features(mapping)
         self.writer = LeRobotWriter(self.root, fps=int(round(fps)), features=self.features,

@@ -22,9 +22,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import gymnasium
 import numpy as np
 
+from a1lib.constants import ACTION_RANGE
 from a1lib.robot.interface import RobotError
+from a1lib.sim import ACTION_NAMES, STATE_NAMES  # importing a1lib.sim registers the a1lib/<Task>-v0 envs
+from a1lib.sim.world import WORKSPACE
 
 
 @dataclass
@@ -51,10 +55,6 @@ def joint_names(state_names: list[str]) -> list[str]:
 
 
 def _default_env(config: SimRobotConfig):
-    import gymnasium
-
-    import a1lib.sim  # noqa: F401 (registers the a1lib/<Task>-v0 envs)
-
     return gymnasium.make(f"a1lib/{config.task}-v0", domain=config.domain, image_size=config.image_size,
                           render_mode="rgb_array", **config.env_kwargs)
 
@@ -73,10 +73,8 @@ class SimRobot:
         self.config = config or SimRobotConfig()
         self._env_factory = env_factory or _default_env
         if state_names is None or action_names is None:
-            import a1lib.sim as sim
-
-            state_names = list(sim.STATE_NAMES) if state_names is None else state_names
-            action_names = list(sim.ACTION_NAMES) if action_names is None else action_names
+            state_names = list(STATE_NAMES) if state_names is None else state_names
+            action_names = list(ACTION_NAMES) if action_names is None else action_names
         self.state_names, self.action_names = list(state_names), list(action_names)
         self.joints = joint_names(self.state_names)
         self.action_keys = [ACTION_KEYS.get(n, f"{n}.vel") for n in self.action_names]
@@ -104,16 +102,12 @@ class SimRobot:
 
     @property
     def action_limits(self) -> dict[str, tuple[float, float]]:
-        return {k: (-1.0, 1.0) for k in self.action_keys}
+        return {k: ACTION_RANGE for k in self.action_keys}
 
     @property
     def workspace(self) -> dict[str, tuple[float, float]]:
         """Where the gripper centre may go (the safety layer stops velocities pushing outside)."""
-        try:
-            from a1lib.sim.world import WORKSPACE as box
-        except ImportError:
-            box = (0.0, 1.0)
-        return {k: box for k in ("x.pos", "y.pos") if k in self.observation_features}
+        return {k: WORKSPACE for k in ("x.pos", "y.pos") if k in self.observation_features}
 
     @property
     def feature_units(self) -> dict[str, str]:

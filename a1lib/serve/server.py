@@ -30,18 +30,15 @@ under a lock, so a slow model never blocks the other connections' handshakes.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import http
 import ipaddress
 import logging
-import os
 import threading
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +46,7 @@ import websockets
 from websockets.asyncio.server import serve
 from websockets.frames import CloseCode
 
-from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK, RandomPolicy
+from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
 from a1lib.serve import msgpack_numpy
 
 log = logging.getLogger("a1.serve")
@@ -288,66 +285,3 @@ class PolicyServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-
-
-# ------------------------------------------------------------------ policy loading and CLI
-def load_policy(checkpoint: str | None = None, policy: str = "shipped", seed: int = 0,
-                action_dim: int = 5, horizon: int = 10) -> Any:
-    """``--checkpoint DIR`` -> the trained A1 policy; otherwise ``--policy shipped`` (the committed
-    cpu policy, policies/a1-cpu) or ``--policy random``."""
-    if checkpoint is None and policy == "shipped":
-        from a1lib.shipped import default_policy_dir
-
-        checkpoint = str(default_policy_dir())
-    if checkpoint:
-        path = Path(checkpoint)
-        if not path.is_dir():
-            raise FileNotFoundError(f"--checkpoint {path}: no such directory")
-        try:
-            from a1lib.models.policy_a1 import A1Policy
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("a1lib.models"):
-                raise ImportError("--checkpoint needs a1lib.models.policy_a1.A1Policy, which is not in this "
-                                  "checkout yet; use --policy random meanwhile") from e
-            raise
-        return A1Policy.from_pretrained(path)
-    if policy == "random":
-        return RandomPolicy(action_dim=action_dim, horizon=horizon, seed=seed)
-    raise ValueError(f"unknown --policy {policy!r} (use 'shipped', 'random' or pass --checkpoint DIR)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
-    parser.add_argument("--api-key", default=os.environ.get("A1_API_KEY"),
-                        help="require 'Authorization: Api-Key <key>' (default: $A1_API_KEY, else none)")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--checkpoint", metavar="DIR", help="serve the A1 policy saved in DIR")
-    which.add_argument("--policy", choices=["shipped", "random"], default="shipped",
-                       help="without --checkpoint: the committed cpu policy (policies/a1-cpu, default) or a random baseline")
-    parser.add_argument("--seed", type=int, default=0, help="random policy: its seed")
-    parser.add_argument("--action-dim", type=int, default=5, help="random policy: action size A")
-    parser.add_argument("--horizon", type=int, default=10, help="random policy: chunk length H")
-    parser.add_argument("--max-message-mb", type=float, default=64.0, help="refuse larger requests")
-    parser.add_argument("--max-image-side", type=int, default=1024, help="refuse larger images")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="enforce (N, N, 3) images and announce them (default: the policy's, else any)")
-    parser.add_argument("--state-dim", type=int, default=None, help="enforce and announce the state size S")
-    parser.add_argument("--error-detail", choices=ERROR_DETAILS, default=None,
-                        help="what an error reply holds (default: traceback on 127.0.0.1, one line otherwise)")
-
-
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    policy = load_policy(args.checkpoint, args.policy, args.seed, args.action_dim, args.horizon)
-    if not is_loopback(args.host) and not args.api_key:
-        log.warning("binding %s without --api-key: anyone on the network can drive this policy", args.host)
-    image_shape = None if args.image_size is None else (args.image_size, args.image_size, 3)
-    config = ServerConfig(host=args.host, port=args.port, api_key=args.api_key,
-                          max_message_mb=args.max_message_mb, max_image_side=args.max_image_side,
-                          image_shape=image_shape, state_dim=args.state_dim, error_detail=args.error_detail)
-    try:
-        PolicyServer(policy, config).serve_forever()
-    except KeyboardInterrupt:
-        log.info("stopped")
-    return 0

@@ -34,6 +34,9 @@ import math
 
 import numpy as np
 
+from a1lib.sim.domains import post_process
+from a1lib.sim.world import KIND_NAMES
+
 YAW_BINS = 64
 SUBPIXEL = 4  # stamp phases per pixel and axis: positions are drawn to a quarter pixel
 SUPERSAMPLE = 4  # coverage sub-samples per pixel and axis (16 per pixel)
@@ -426,9 +429,6 @@ class SceneRenderer:
     """
 
     def __init__(self, size: int, look, world, task, wrist_camera: bool = False):
-        from a1lib.sim.domains import post_process  # local: domains imports nothing from here
-        from a1lib.sim.world import KIND_NAMES
-
         self._post = post_process
         self.size = size
         self.look = look

@@ -36,6 +36,7 @@ from typing import Callable
 
 import numpy as np
 
+from a1lib.sim.render import PALETTE, object_prims
 from a1lib.sim.world import COLOR, COLOR_NAMES, KIND, KIND_NAMES, World, wrap_angle
 
 UNSCREW_TURNS = 2.0
@@ -434,7 +435,6 @@ class WipeStain(Task):
         ix = np.clip(((xs - (cx - self.radius)) / (2 * self.radius) * g).astype(np.int64), 0, g - 1)
         self._box = (r0, r1, c0, c1)
         self._flat = (iy[:, None] * g + ix[None, :])  # (h, w) cell index per pixel
-        from a1lib.sim.render import PALETTE
         self._color = PALETTE[int(w.color[self.stain])].astype(np.float32) * 0.8
 
     def draw_overlay(self, r, img, w):
@@ -562,7 +562,6 @@ class IngredientPicking(Task):
         return () if i == getattr(self, "table", -1) else None
 
     def draw_background(self, r, img, w):
-        from a1lib.sim.render import object_prims
         self._disc = object_prims("turntable", COLOR["grey"], (self.RADIUS, self.RADIUS))
 
     def draw_overlay(self, r, img, w):

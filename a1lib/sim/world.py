@@ -242,3 +242,17 @@ class World:
                     self.pose[i, 0] = cx + c * dx - s * dy
                     self.pose[i, 1] = cy + s * dx + c * dy
                     self.pose[i, 2] += w
+
+
+def planned_path(state: np.ndarray, actions: np.ndarray, max_speed: float = MAX_SPEED,
+                 workspace: tuple[float, float] = WORKSPACE) -> np.ndarray:
+    """Gripper positions (H+1, 2) in table units: the start from ``state[:2]`` (gripper.x, gripper.y),
+    then one step per chunk row, as ``World.apply_action`` integrates vx, vy (clipped to [-1, 1],
+    scaled by ``max_speed`` per step, the centre kept inside ``workspace``)."""
+    lo, hi = workspace
+    xy = np.asarray(state, np.float64)[:2].copy()  # (2,)
+    path = [xy.copy()]
+    for v in np.clip(np.asarray(actions, np.float64)[:, :2], -1.0, 1.0):  # (H, 2) -> H steps
+        xy = np.clip(xy + v * max_speed, lo, hi)
+        path.append(xy.copy())
+    return np.stack(path)  # (H+1, 2)

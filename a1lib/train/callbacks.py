@@ -1,15 +1,16 @@
 """Training plumbing: atomic checkpoints, samples/s, safe checkpoint inspection.
 
-* ``AtomicCheckpointIO`` writes every Lightning checkpoint to a temp file in the same directory,
-  flushes it to disk, then ``os.replace``s it over the target. A run killed mid-save (or a full
-  disk) leaves the previous ``last.ckpt`` intact, never a truncated one. Loading uses
+* ``AtomicCheckpointIO`` writes every Lightning checkpoint with ``a1lib.io.atomic_torch_save``: a
+  temp file in the same directory, flushed to disk, then ``os.replace``d over the target. A run
+  killed mid-save (or a full disk) leaves the previous ``last.ckpt`` intact, never a truncated one. Loading uses
   ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 * ``SamplesPerSecond`` shows training throughput in the progress bar and logs it.
+* ``PlainProgress`` prints a plain progress line now and then (step/total, losses, samples/s, ETA)
+  when the progress bar is off (``fit(progress=False)``, ``--no-progress`` under ``dvc repro``).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,22 +19,13 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from a1lib.io import atomic_torch_save
+from a1lib.progress import ProgressLines
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if tmp.exists():
-                tmp.unlink()
-            raise
+        atomic_torch_save(checkpoint, path, fsync=True)
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         path = Path(path)
@@ -79,3 +71,35 @@ class SamplesPerSecond(L.Callback):
     @property
     def rate(self) -> float | None:
         return self.samples / self.seconds if self.seconds > 0 else None
+
+
+class PlainProgress(L.Callback):
+    """``a1lib.progress.ProgressLines`` for a Lightning run: a line at the first multiple of
+    ``every_n_steps``, then at a multiple at most every ``interval_s`` seconds, and at the end, with
+    the losses shown in the progress bar (``loss``, ``act``, ``gen``), the latest validation loss and
+    samples/s. Printing only: the metrics are read from ``trainer.callback_metrics`` when a line is
+    due, nothing is logged or changed."""
+
+    SHOWN = ("loss", "act", "gen", "val/loss")
+
+    def __init__(self, every_n_steps: int = 10, interval_s: float = 30.0, desc: str = "train"):
+        self.every_n_steps, self.interval_s, self.desc = every_n_steps, interval_s, desc
+        self.lines: ProgressLines | None = None
+
+    def _values(self, trainer) -> dict[str, float]:
+        metrics = trainer.callback_metrics
+        return {k: float(metrics[k]) for k in self.SHOWN if k in metrics}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.lines = ProgressLines(self.desc, trainer.max_steps if trainer.max_steps > 0 else None,
+                                   every=self.every_n_steps, interval_s=self.interval_s,
+                                   initial=trainer.global_step, enabled=trainer.is_global_zero)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.lines is not None:
+            n = int(batch["image"].shape[0]) * trainer.world_size
+            self.lines.update_to(trainer.global_step, samples=n, values=lambda: self._values(trainer))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.lines is not None:
+            self.lines.close(values=lambda: self._values(trainer))

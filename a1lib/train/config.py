@@ -1,7 +1,7 @@
 """TrainConfig: every knob of one training run (pretraining or fine-tuning), as a dataclass.
 
 Loaded strictly from the ``pretrain`` / ``finetune`` section of params.yaml
-(``a1lib.params.load_section``); the original's recipe is AdamW (0.9, 0.95), weight decay 0.01,
+(``a1lib.workflows.params.load_section``); the original's recipe is AdamW (0.9, 0.95), weight decay 0.01,
 grad clip 1.0, bf16, cosine decay with warmup for fine-tuning.
 """
 

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
 
+from a1lib.constants import ACTION, IMAGE, STATE
 from a1lib.data import Normalizer, WindowedDataset
 from a1lib.data.stats import aggregate_stats
-from a1lib.models.processor import ACTION, IMAGE, STATE, A1Processor
+from a1lib.models.processor import A1Processor
 from a1lib.train.config import TrainConfig
 
 

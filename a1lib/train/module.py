@@ -19,9 +19,9 @@ from typing import Any
 import lightning as L
 import torch
 
+from a1lib.constants import SOURCES
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import A1Model
-from a1lib.models.processor import SOURCES
 from a1lib.train.config import TrainConfig
 
 TERMS = {"action": "has_action", "generation": "has_future", "understanding": "has_qa", "grounding": "has_grounding"}

@@ -9,15 +9,21 @@ baseline, and 30 lines show all of it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from a1lib.models.privileged import PrivilegedConfig, PrivilegedMLP, PrivilegedPolicy, scene_features
-from a1lib.policy import ACTION, STATE
+from a1lib.constants import ACTION, STATE
+from a1lib.models.privileged import (
+    PrivilegedConfig,
+    PrivilegedMLP,
+    PrivilegedPolicy,
+    scene_features,
+)
+from a1lib.progress import ProgressLines
 
 
 @dataclass
@@ -64,6 +70,7 @@ def train_privileged(datasets: dict[str, Any], cfg: PrivilegedTrainConfig, norma
     g = torch.Generator().manual_seed(cfg.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, cfg.threads))
+    lines = ProgressLines("privileged", cfg.steps, every=max(1, cfg.steps // 100), enabled=not progress)
     t0 = time.time()
     try:
         for _ in tqdm(range(cfg.steps), desc="privileged", disable=not progress, mininterval=2):
@@ -74,43 +81,11 @@ def train_privileged(datasets: dict[str, Any], cfg: PrivilegedTrainConfig, norma
             loss.backward()
             opt.step()
             sched.step()
+            lines.update(1, samples=cfg.batch_size, values=lambda loss=loss: {"loss": float(loss.detach())})
     finally:
         torch.set_num_threads(threads)
+    lines.close(values=lambda: {"loss": float(loss.detach())})
     seconds = time.time() - t0
     stats = {"final_loss": float(loss.detach()), "frames": int(len(x)), "samples_seen": cfg.steps * cfg.batch_size,
              "seconds": seconds, "samples_per_s": cfg.steps * cfg.batch_size / max(seconds, 1e-9)}
     return PrivilegedPolicy(model, normalizer, cfg.binary_action_dims), stats
-
-
-# ---------------------------------------------------------------------------------------------
-# ``a1 privileged``
-# ---------------------------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--preset", default=None, help="preset (default: the file's `preset`)")
-    parser.add_argument("--data", default="data", help="folder with sim/, lab/ (default: data)")
-    parser.add_argument("--out", default="artifacts/privileged",
-                        help="writes OUT/policy/ and OUT/metrics.json (default: artifacts/privileged)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args) -> int:
-    import argparse
-    import json
-    from pathlib import Path
-
-    from a1lib.params import load_section
-    from a1lib.train import pipeline
-    from a1lib.train.datamodule import build_normalizer
-
-    cfg = load_section("privileged", PrivilegedTrainConfig, path=args.params, preset=args.preset)
-    horizon = pipeline.model_config_from_params(argparse.Namespace(params=args.params, preset=args.preset,
-                                                                   model_set=[])).chunk_size
-    datasets = pipeline.load_datasets(args.data, list(cfg.sources))
-    policy, stats = train_privileged(datasets, cfg, build_normalizer(datasets), horizon, progress=not args.no_progress)
-    out = Path(args.out)
-    policy.save_pretrained(out / "policy")
-    (out / "metrics.json").write_text(json.dumps(stats, indent=2) + "\n")
-    print(f"privileged-state policy: {stats['samples_seen']} samples in {stats['seconds']:.0f} s, "
-          f"final loss {stats['final_loss']:.4f} -> {out / 'policy'}")
-    return 0

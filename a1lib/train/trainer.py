@@ -14,13 +14,18 @@ normaliser and tokenizer fit it too.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
+import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -29,7 +34,7 @@ from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import A1Model
 from a1lib.models.policy_a1 import A1Policy, CheckpointError
 from a1lib.models.processor import A1Processor
-from a1lib.train.callbacks import AtomicCheckpointIO, SamplesPerSecond, read_checkpoint
+from a1lib.train.callbacks import AtomicCheckpointIO, PlainProgress, SamplesPerSecond, read_checkpoint
 from a1lib.train.config import TrainConfig
 from a1lib.train.datamodule import A1DataModule
 from a1lib.train.module import A1LightningModule
@@ -62,6 +67,40 @@ def check_resume(last: Path, config: A1Config) -> int:
         raise CheckpointError(f"{last}: made with a different model config ({detail}); "
                               f"use another --out or start over with --no-resume")
     return int(ck.get("global_step", 0))
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+@contextlib.contextmanager
+def without_lightning_noise() -> Iterator[None]:
+    """Drops exactly two messages Lightning 2.6 prints on every run, that no Trainer argument avoids
+    and that say nothing about the run; every other warning and log line is kept:
+
+    * the "Tip: ... try installing [litlogger]" advert, logged (INFO, logger
+      ``lightning.pytorch.utilities.rank_zero``) by ``Trainer.__init__`` whenever no LitLogger is used;
+    * torch's FutureWarning "`isinstance(treespec, LeafSpec)` is deprecated", raised inside Lightning
+      itself (``lightning/pytorch/utilities/_pytree.py`` builds a ``LeafSpec()`` when its
+      CombinedLoader flattens our DataLoader): only a newer Lightning can fix it.
+
+    Only while the Trainer is built and runs (``fit``).
+    """
+    tip = _DropMessage("try installing [litlogger]")
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    rank_zero.addFilter(tip)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)
+            yield
+    finally:
+        rank_zero.removeFilter(tip)
 
 
 @dataclass
@@ -111,22 +150,47 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
     callbacks = [checkpoint, rate, *(extra_callbacks or [])]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(cfg.log_every, 10))))
-    trainer = L.Trainer(
-        accelerator="auto", devices="auto", strategy="auto",
-        max_steps=cfg.steps, precision=lightning_precision(cfg.precision),
-        gradient_clip_val=cfg.grad_clip, gradient_clip_algorithm="norm",
-        val_check_interval=min(cfg.val_every, cfg.steps), check_val_every_n_epoch=None,
-        limit_val_batches=cfg.val_batches, num_sanity_val_steps=0,
-        log_every_n_steps=cfg.log_every, logger=loggers or False, callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
-        default_root_dir=out,
-    )
-    t0 = time.time()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed_from is not None else None,
-                weights_only=True)
+    else:  # logs (dvc repro): a plain line every log_every steps, at most one per 30 s
+        callbacks.append(PlainProgress(every_n_steps=cfg.log_every, desc=out.name or "train"))
+    with without_lightning_noise():
+        trainer = L.Trainer(
+            accelerator="auto", devices="auto", strategy="auto",
+            max_steps=cfg.steps, precision=lightning_precision(cfg.precision),
+            gradient_clip_val=cfg.grad_clip, gradient_clip_algorithm="norm",
+            val_check_interval=min(cfg.val_every, cfg.steps), check_val_every_n_epoch=None,
+            limit_val_batches=cfg.val_batches, num_sanity_val_steps=0,
+            log_every_n_steps=cfg.log_every, logger=loggers or False, callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
+            default_root_dir=out,
+        )
+        t0 = time.time()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed_from is not None else None,
+                    weights_only=True)
     trainer.save_checkpoint(last, weights_only=False)  # the final state, whatever the checkpoint interval
     policy_dir = out / POLICY_DIR
     if trainer.is_global_zero:
         model = module.model.to("cpu").float().eval()
         A1Policy(model, processor, delta=cfg.delta, binary_action_dims=cfg.binary_action_dims).save_pretrained(policy_dir)
     return FitResult(policy_dir, last, int(trainer.global_step), resumed_from, rate.rate, time.time() - t0)
+
+
+def read_csv_log(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """The newest Lightning CSVLogger file under ``run_dir/logs`` as {column: values}, NaN where empty.
+
+    A resumed run writes a new ``version_N``; the versions are concatenated in order so the curve
+    covers the whole run.
+    """
+    files = sorted(Path(run_dir).glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not files:
+        raise FileNotFoundError(f"{run_dir}: no logs/version_*/metrics.csv (did the training stage run?)")
+    rows: list[dict[str, str]] = []
+    for f in files:
+        with open(f, newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    columns = sorted({k for r in rows for k in r})
+    return {c: np.array([float(r[c]) if r.get(c) not in (None, "") else np.nan for r in rows]) for c in columns}
+
+
+def last_logged(run_dir: str | Path, keep: Callable[[str], bool]) -> dict[str, float]:
+    """The last logged (non-empty) value of every column ``keep`` accepts, e.g. the final losses."""
+    return {k: float(v[~np.isnan(v)][-1]) for k, v in read_csv_log(run_dir).items() if keep(k) and (~np.isnan(v)).any()}

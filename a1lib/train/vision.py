@@ -18,20 +18,22 @@ the trunk fixed so the action loss cannot blur what it learned.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
+from a1lib.constants import IMAGE, STATE
+from a1lib.io import atomic_save_safetensors, atomic_write
 from a1lib.models.configuration_a1 import A1Config
-from a1lib.models.processor import IMAGE, STATE, A1Processor, grounding_targets, image_to_tensor
+from a1lib.models.processor import A1Processor, grounding_targets, image_to_tensor
 from a1lib.models.vision import ConvVision, grounding_loss, random_shift
+from a1lib.progress import ProgressLines
 
 WEIGHTS = "vision.safetensors"
 PREFIX = "vision."
@@ -104,6 +106,7 @@ def pretrain_vision(config: A1Config, cfg: VisionTrainConfig, datasets: dict[str
     aug = torch.Generator().manual_seed(cfg.seed + 1 + start)
     t0, loss_value = time.time(), float("nan")
     bar = tqdm(total=cfg.steps, initial=start, desc="vision", unit="step", disable=not progress, mininterval=5)
+    lines = ProgressLines("vision", cfg.steps, every=max(1, cfg.steps // 100), initial=start, enabled=not progress)
     step = start
     for image, tokens, mask, points, valid in loader:
         if config.shift_augment > 0:
@@ -119,27 +122,24 @@ def pretrain_vision(config: A1Config, cfg: VisionTrainConfig, datasets: dict[str
         loss_value = float(loss.detach())
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
+        lines.update(1, samples=cfg.batch_size, values={"loss": loss_value})
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            _atomic_torch_save({"model": vision.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "step": step}, ckpt)
+            state = {"model": vision.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "step": step}
+            # torch.save to the temp path, as always here (the archive's inner folder is named after
+            # it), not atomic_torch_save's open file: the checkpoint keeps its bytes
+            atomic_write(ckpt, lambda tmp, state=state: torch.save(state, tmp))
         if step >= cfg.steps:
             break
     bar.close()
+    lines.close(values={"loss": loss_value})
     seconds = time.time() - t0
     weights_out = {PREFIX + k: v.detach().contiguous() for k, v in vision.state_dict().items()}
-    tmp = out / f".{WEIGHTS}.tmp-{os.getpid()}"
-    save_file(weights_out, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / WEIGHTS)
+    atomic_save_safetensors(weights_out, out / WEIGHTS, metadata={"format": "pt"})
     (out / "config.json").write_text(config.to_json())
     ckpt.unlink(missing_ok=True)
     return {"final_loss": loss_value, "steps": step, "samples_seen": (step - start) * cfg.batch_size,
             "seconds": seconds, "samples_per_s": (step - start) * cfg.batch_size / max(seconds, 1e-9)}
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def load_vision(model: torch.nn.Module, directory: str | Path) -> None:
@@ -157,50 +157,16 @@ def load_vision(model: torch.nn.Module, directory: str | Path) -> None:
     model.vision.load_state_dict(state, strict=True)
 
 
+def load_trained_vision(config: A1Config, directory: str | Path) -> ConvVision:
+    """The ``ConvVision`` saved in ``directory`` (OUT of pretrain_vision), in eval mode."""
+    vision = ConvVision(config).eval()
+    vision.load_state_dict({k[len(PREFIX):]: v for k, v in load_file(str(Path(directory) / WEIGHTS)).items()})
+    return vision
+
+
 def freeze_vision(model: torch.nn.Module) -> None:
     """Stops the conv trunk and grounding head from training. The token projector, which maps the
     trunk's features into the understanding expert, stays trainable."""
     for name, p in model.vision.named_parameters():
         if not name.startswith("projector."):
             p.requires_grad_(False)
-
-
-# ---------------------------------------------------------------------------------------------
-# ``a1 pretrain-vision``
-# ---------------------------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--preset", default=None, help="preset (default: the file's `preset`)")
-    parser.add_argument("--data", default="data", help="folder with sim/, lab/ (default: data)")
-    parser.add_argument("--tokenizer", default="artifacts/tokenizer", help="tokenizers (default: artifacts/tokenizer)")
-    parser.add_argument("--out", default="artifacts/vision", help="output folder (default: artifacts/vision)")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if OUT/checkpoint.pt exists")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args) -> int:
-    import argparse
-
-    from a1lib.eval.perception import heldout_episodes, localisation_errors
-    from a1lib.params import load_section
-    from a1lib.sim import TASKS
-    from a1lib.train import pipeline
-
-    cfg = load_section("vision", VisionTrainConfig, path=args.params, preset=args.preset)
-    config = pipeline.model_config_from_params(argparse.Namespace(params=args.params, preset=args.preset, model_set=[]))
-    datasets = pipeline.load_datasets(args.data, [s for s, w in cfg.source_weights.items() if w > 0])
-    text_tok, _ = pipeline.load_tokenizers(args.tokenizer)
-    print(f"vision pretraining (conv trunk + grounding) on {cfg.source_weights} for {cfg.steps} steps -> {args.out}")
-    metrics = pretrain_vision(config, cfg, datasets, text_tok, args.out, resume=not args.no_resume,
-                              progress=not args.no_progress)
-    vision = ConvVision(config).eval()
-    vision.load_state_dict({k[len(PREFIX):]: v for k, v in load_file(str(Path(args.out) / WEIGHTS)).items()})
-    records = heldout_episodes(list(TASKS), 2, config.image_size)
-    metrics["localisation"] = localisation_errors(vision, A1Processor(config, text_tok), records)
-    tmp = Path(args.out) / f".metrics.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, Path(args.out) / "metrics.json")
-    per = metrics["localisation"]["per_name"]
-    print(f"trained {metrics['samples_seen']} frames in {metrics['seconds']:.0f} s ({metrics['samples_per_s']:.0f}/s); "
-          "held-out error px: " + ", ".join(f"{n} {per[n]['error_px']:.1f}" for n in ("gripper", "target", "goal") if n in per))
-    return 0

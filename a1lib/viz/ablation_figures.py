@@ -1,4 +1,4 @@
-"""``a1 ablation report``: the ablation figures and the paper-vs-ours claims table.
+"""The figures of ``a1 ablation report`` (a1lib.workflows.ablation) and its variants table.
 
 Reads ``<dir>/<variant>/metrics.json`` (written by ``a1 ablation run``) and writes into ``--out``:
 
@@ -17,14 +17,17 @@ a1_full policy of the first seed on evaluation seeds.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from a1lib.data.writer import atomic_write
+from a1lib.eval.claims import pooled_rate
+from a1lib.eval.evaluate import wilson_interval
+from a1lib.eval.rollout import first_outcomes
+from a1lib.models.policy_a1 import A1Policy
 from a1lib.viz.figures import _save, draw_future_column, plt
 
 COLORS = {"a1_full": "tab:red", "pi0_style": "tab:blue", "no_future_loss": "tab:purple", "no_pretrain": "tab:gray",
@@ -52,9 +55,6 @@ def load_results(directory: str | Path) -> dict[str, dict[str, Any]]:
 
 def _rate(r: dict[str, Any], tasks: list[str] | None = None) -> tuple[float, float, float]:
     """Pooled success over ``tasks`` (None: overall) and its Wilson interval."""
-    from a1lib.eval.claims import pooled_rate
-    from a1lib.eval.evaluate import wilson_interval
-
     k, n = pooled_rate(r, tuple(tasks) if tasks else None)
     lo, hi = wilson_interval(k, n)
     return k / n, lo, hi
@@ -152,28 +152,9 @@ def plot_imagined_outcomes(policy_dir: str | Path, out: str | Path, tasks: list[
                            replan_every: int | None = 5) -> Path:
     """Imagined vs true future frames in closed loop: the first successful and the first failed episode
     found among ``episodes`` evaluation seeds per task (rows: now, imagined t+delta, true t+delta)."""
-    import gymnasium as gym
-    import torch
-
-    import a1lib.sim  # noqa: F401  (registers the envs)
-    from a1lib.data.seeds import eval_seed
-    from a1lib.eval.rollout import run_episode
-    from a1lib.models.policy_a1 import A1Policy
-
     torch.set_num_threads(1)
     policy = A1Policy.from_pretrained(policy_dir, imagine=True)
-    picked: dict[str, Any] = {}
-    for task in tasks:
-        for i in range(episodes):
-            env = gym.make(f"a1lib/{task}-v0", domain="lab", image_size=policy.config.image_size)
-            res = run_episode(env, policy, eval_seed(task, i), replan_every=replan_every, record=True)
-            env.close()
-            key = "success" if res.success else "failure"
-            picked.setdefault(key, (task, i, res))
-            if len(picked) == 2:
-                break
-        if len(picked) == 2:
-            break
+    picked = first_outcomes(policy, tasks, episodes, replan_every, policy.config.image_size)
     cols = [picked[k] + (k,) for k in ("success", "failure") if k in picked]
     fig, axes = plt.subplots(3, 2 * len(cols), figsize=(4.4 * len(cols), 5.8), squeeze=False)
     d = policy.delta
@@ -199,61 +180,3 @@ def variants_table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(f"| {name} | {r['description']} | {r['success']:.1%} [{lo:.1%}, {hi:.1%}] | {seeds} | {loss} | "
                      f"{b['pretrain_steps']} / {b['finetune_steps']} |")
     return "\n".join(lines) + "\n"
-
-
-def report(directory: str | Path, out: str | Path, imagined_tasks: list[str], imagined_episodes: int = 3,
-           replan_every: int | None = 5) -> list[Path]:
-    from a1lib.eval.claims import claims_table, evaluate_claims
-    from a1lib.eval.evaluate import write_json_atomic
-    from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS
-
-    results = load_results(directory)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tasks = next(iter(results.values()))["tasks"]
-    static = [t for t in STATIC_TASKS if t in tasks]
-    dynamic = [t for t in DYNAMIC_TASKS if t in tasks]
-    written = []
-    if static:
-        written.append(plot_static(results, out / "ablation_static.png", static))
-    if dynamic:
-        written.append(plot_dynamic(results, out / "ablation_dynamic.png", dynamic))
-    written.append(plot_pretraining(results, out / "ablation_pretraining.png", tasks))
-    written.append(plot_data(results, out / "ablation_data.png", tasks))
-    written.append(plot_generation(results, out / "ablation_generation.png", static, dynamic))
-    if "a1_full" in results:
-        seed0 = results["a1_full"]["budget"]["seeds"][0]
-        policy = Path(directory) / "a1_full" / "runs" / f"seed{seed0}" / "finetune" / "policy"
-        if policy.is_dir():
-            written.append(plot_imagined_outcomes(policy, out / "ablation_imagined.png", imagined_tasks,
-                                                  imagined_episodes, replan_every))
-    rows = evaluate_claims(results)
-    for name, text in (("claims.md", claims_table(rows)), ("ablations.md", variants_table(results))):
-        atomic_write(out / name, lambda p, text=text: p.write_text(text))
-        written.append(out / name)
-    write_json_atomic(Path(directory).parent / "claims.json", rows)
-    written.append(Path(directory).parent / "claims.json")
-    return written
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", default="experiments/ablations", help="folder of <variant>/metrics.json")
-    parser.add_argument("--out", default="figures", help="output folder")
-    parser.add_argument("--imagined-tasks", default="ExpressSorting,IngredientPicking,PlaceFlower",
-                        help="tasks searched for a successful and a failed episode")
-    parser.add_argument("--imagined-episodes", type=int, default=3, help="evaluation seeds tried per task")
-    parser.add_argument("--params", default="params.yaml", help="its eval section gives the replan interval")
-    parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from a1lib.eval.evaluate import EvalConfig
-    from a1lib.params import load_section
-
-    ev = load_section("eval", EvalConfig, path=args.params, preset=args.preset)
-    written = report(args.dir, args.out, [t.strip() for t in args.imagined_tasks.split(",") if t.strip()],
-                     args.imagined_episodes, ev.replan_every)
-    for p in written:
-        print(f"wrote {p}")
-    print((Path(args.out) / "claims.md").read_text())
-    return 0

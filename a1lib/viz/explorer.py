@@ -9,7 +9,7 @@ explorer puts it next to the truth for any step of any episode:
     true t+d         frame t+delta of the same episode
     |error|          |imagined - true| per pixel (mean over RGB), in [0, 1]
     planned path     the action chunk integrated from the gripper position in the state:
-                     x_{k+1} = clip(x_k + vx_k * MAX_SPEED) (the sim's own kinematics), drawn
+                     x_{k+1} = clip(x_k + vx_k * MAX_SPEED) (a1lib.sim.world.planned_path), drawn
                      on frame t next to the path the expert actually took
 
 and lets you ask "what if": another instruction, or another conveyor / turntable speed, in which
@@ -32,10 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import ipywidgets as w
+import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
-from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK
-from a1lib.sim.world import MAX_SPEED, WORKSPACE
+from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
+from a1lib.data import LeRobotDataset
+from a1lib.data.seeds import eval_seed
+from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS
+from a1lib.sim.record import record_expert_episode
+from a1lib.sim.world import planned_path
 
 VIEW_TITLES = ("now (t)", "imagined t+{d}", "true t+{d}", "|imagined - true|", "planned path")
 BELT_RANGE = (0.0, 0.3)  # units/s; the sim draws 0.08-0.2 per episode
@@ -43,20 +50,6 @@ TURNTABLE_RANGE = (0.0, 1.5)  # rad/s; the sim draws 0.4-1.0
 
 
 # ------------------------------------------------------------------ the planned path
-def planned_path(state: np.ndarray, actions: np.ndarray, max_speed: float = MAX_SPEED,
-                 workspace: tuple[float, float] = WORKSPACE) -> np.ndarray:
-    """Gripper positions (H+1, 2) in table units: the start from ``state[:2]`` (gripper.x, gripper.y),
-    then one step per chunk row, as ``World.apply_action`` integrates vx, vy (clipped to [-1, 1],
-    scaled by ``max_speed`` per step, the centre kept inside ``workspace``)."""
-    lo, hi = workspace
-    xy = np.asarray(state, np.float64)[:2].copy()  # (2,)
-    path = [xy.copy()]
-    for v in np.clip(np.asarray(actions, np.float64)[:, :2], -1.0, 1.0):  # (H, 2) -> H steps
-        xy = np.clip(xy + v * max_speed, lo, hi)
-        path.append(xy.copy())
-    return np.stack(path)  # (H+1, 2)
-
-
 def table_to_pixels(xy: np.ndarray, image_size: int) -> np.ndarray:
     """Table coordinates (..., 2) in [0, 1] -> imshow pixel coordinates (x = column, y = row)."""
     return np.asarray(xy, np.float64) * image_size - 0.5  # pixel i spans [i - 0.5, i + 0.5]
@@ -80,7 +73,6 @@ class Episode:
 def simulate_episode(task: str, domain: str, seed: int, image_size: int = 64, belt_speed: float | None = None,
                      turntable_speed: float | None = None) -> Episode:
     """One scripted-expert episode; the speeds (None: the seed's own draw) go to the env kwargs."""
-    from a1lib.sim.rollout import record_expert_episode
 
     rec = record_expert_episode(task, domain, seed, image_size=image_size, belt_speed=belt_speed,
                                 turntable_speed=turntable_speed)
@@ -179,7 +171,6 @@ def compute_views(policy: Any, episode: Episode, state: ExplorerState, delta: in
 def render_views(views: Views, figsize: tuple[float, float] = (15.0, 3.6)):
     """One matplotlib Figure with the five views side by side; each axes' ``gid`` names its view
     (``current``, ``imagined``, ``true``, ``error``, ``path``)."""
-    import matplotlib.pyplot as plt
 
     d = views.delta
     fig, axes = plt.subplots(1, 5, figsize=figsize, constrained_layout=True)
@@ -234,7 +225,6 @@ class Explorer:
     def __init__(self, policy: Any, tasks: Sequence[str] | None = None, domains: Sequence[str] = ("sim", "lab"),
                  episodes: int = 3, dataset: Any = None, image_size: int | None = None, delta: int | None = None,
                  state: ExplorerState | None = None):
-        from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS
 
         self.policy = policy
         if hasattr(policy, "imagine"):
@@ -246,7 +236,6 @@ class Explorer:
         self.domains = list(domains)
         self.dataset = None
         if dataset is not None:
-            from a1lib.data import LeRobotDataset
 
             self.dataset = dataset if hasattr(dataset, "episode_frames") else LeRobotDataset(dataset)
         self.num_episodes = self.dataset.num_episodes if self.dataset is not None else int(episodes)
@@ -264,7 +253,6 @@ class Explorer:
             if self.dataset is not None:
                 self._episodes[key] = dataset_episode(self.dataset, s.episode)
             else:
-                from a1lib.data.seeds import eval_seed
 
                 ep = simulate_episode(s.task, s.domain, eval_seed(s.task, s.episode), self.image_size,
                                       s.belt_speed, s.turntable_speed)
@@ -302,7 +290,6 @@ class ExplorerWidget:
     """Controls bound to an Explorer; every change re-imagines, re-plans and redraws."""
 
     def __init__(self, explorer: Explorer):
-        import ipywidgets as w
 
         self.explorer = explorer
         s = explorer.state
@@ -363,8 +350,6 @@ class ExplorerWidget:
         self.redraw()
 
     def redraw(self) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import display
 
         with self.out:
             self.out.clear_output(wait=True)
@@ -374,4 +359,4 @@ class ExplorerWidget:
 
 
 __all__ = ["Episode", "Explorer", "ExplorerState", "ExplorerWidget", "Views", "compute_views", "dataset_episode",
-           "imagination_error", "planned_path", "render_views", "simulate_episode", "table_to_pixels"]
+           "imagination_error", "render_views", "simulate_episode", "table_to_pixels"]

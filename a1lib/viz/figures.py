@@ -8,10 +8,6 @@ which runs the policy on fixed evaluation seeds.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +16,15 @@ import matplotlib
 matplotlib.use("Agg")  # figures are files here; notebooks use their own backend
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from a1lib.data.seeds import eval_seed  # noqa: E402
+from a1lib.eval.rollout import imagine_along_expert  # noqa: E402
+from a1lib.io import atomic_write  # noqa: E402
+from a1lib.models.policy_a1 import A1Policy  # noqa: E402
+from a1lib.train.trainer import read_csv_log  # noqa: E402
 
 ROW_COLORS = {"a1": "tab:red", "expert": "tab:green", "random": "tab:gray"}
-
-
-def read_csv_log(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """The newest Lightning CSVLogger file under ``run_dir/logs`` as {column: values}, NaN where empty.
-
-    A resumed run writes a new ``version_N``; the versions are concatenated in order so the curve
-    covers the whole run.
-    """
-    files = sorted(Path(run_dir).glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not files:
-        raise FileNotFoundError(f"{run_dir}: no logs/version_*/metrics.csv (did the training stage run?)")
-    rows: list[dict[str, str]] = []
-    for f in files:
-        with open(f, newline="") as fh:
-            rows += list(csv.DictReader(fh))
-    columns = sorted({k for r in rows for k in r})
-    return {c: np.array([float(r[c]) if r.get(c) not in (None, "") else np.nan for r in rows]) for c in columns}
 
 
 def plot_training_curves(runs: dict[str, str | Path], out: str | Path) -> Path:
@@ -90,33 +76,13 @@ def plot_success_bars(metrics: dict[str, Any], out: str | Path, static_tasks: li
 def plot_imagined_grid(policy_dir: str | Path, out: str | Path, tasks: list[str], step: int = 10, seed_index: int = 0) -> Path:
     """For each task: frame t, the imagined frame t+delta, and the true frame t+delta (expert rollout
     in the lab domain on an evaluation seed)."""
-    import gymnasium as gym
-    import torch
-
-    import a1lib.sim  # noqa: F401  (registers the envs)
-    from a1lib.data.seeds import eval_seed
-    from a1lib.models.policy_a1 import A1Policy
-    from a1lib.policy import IMAGE, IMAGE_PAST, STATE, TASK
-
     torch.set_num_threads(1)  # batch-1 inference: one thread is fastest on a small CPU
     policy = A1Policy.from_pretrained(policy_dir, imagine=True)
-    delta = policy.delta
     fig, axes = plt.subplots(3, len(tasks), figsize=(1.9 * len(tasks), 6), squeeze=False)
     for col, task in enumerate(tasks):
-        env = gym.make(f"a1lib/{task}-v0", domain="lab", image_size=policy.config.image_size)
-        obs, _ = env.reset(seed=eval_seed(task, seed_index))
-        frames, states = [obs["image"]], [obs["state"]]
-        for _ in range(step + delta):
-            obs, _, terminated, truncated, _ = env.step(env.unwrapped.expert_action())
-            frames.append(obs["image"])
-            states.append(obs["state"])
-            if terminated or truncated:
-                break
-        t = max(0, min(step, len(frames) - 1 - delta))
-        answer = policy.infer({IMAGE: frames[t], IMAGE_PAST: frames[max(0, t - delta)], STATE: states[t],
-                               TASK: env.unwrapped.instruction})
-        draw_future_column(axes, col, delta, frames[t], answer.get("imagined"), frames[min(t + delta, len(frames) - 1)], task)
-        env.close()
+        now, imagined, future = imagine_along_expert(policy, task, step, eval_seed(task, seed_index), policy.delta,
+                                                     policy.config.image_size)
+        draw_future_column(axes, col, policy.delta, now, imagined, future, task)
     return _save(fig, out)
 
 
@@ -221,56 +187,8 @@ def sweep_table(sweep: dict[str, Any]) -> str:
 
 
 def _save(fig, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI: a1 figures
-# ---------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pretrain", default="artifacts/pretrain", help="pretraining run directory")
-    parser.add_argument("--finetune", default="artifacts/finetune", help="fine-tuning run directory (policy in policy/)")
-    parser.add_argument("--eval", default="experiments/eval/metrics.json", help="evaluation metrics JSON")
-    parser.add_argument("--perception", default="experiments/perception/metrics.json",
-                        help="a1 perception metrics (skipped if missing)")
-    parser.add_argument("--sweep", default="experiments/replan_sweep/metrics.json",
-                        help="replan-interval sweep metrics (skipped if missing)")
-    parser.add_argument("--out", default="figures", help="output folder")
-    parser.add_argument("--grid-tasks", default="ExpressSorting,IngredientPicking,SortParts,PlaceFlower",
-                        help="tasks of the imagined-futures grid")
-
-
-def run(args: argparse.Namespace) -> int:
-    from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS
-
-    out = Path(args.out)
-    metrics = json.loads(Path(args.eval).read_text())
-    written = [
-        plot_training_curves({"pretraining": args.pretrain, "fine-tuning": args.finetune}, out / "training_curves.png"),
-        plot_success_bars(metrics, out / "success_per_task.png", list(STATIC_TASKS), list(DYNAMIC_TASKS)),
-        plot_imagined_grid(Path(args.finetune) / "policy", out / "imagined_futures.png",
-                           [t.strip() for t in args.grid_tasks.split(",") if t.strip()]),
-    ]
-    text = "## Closed-loop success\n\n" + results_table(metrics)
-    if Path(args.perception).is_file():
-        perception = json.loads(Path(args.perception).read_text())
-        written.append(plot_perception(perception, out / "perception.png"))
-        text += "\n## Perception: localisation and imagined futures (held-out episodes)\n\n" + perception_table(perception)
-    if Path(args.sweep).is_file():
-        sweep = json.loads(Path(args.sweep).read_text())
-        written.append(plot_replan_sweep(sweep, out / "replan_sweep.png"))
-        text += "\n## Replan interval (validation seeds)\n\n" + sweep_table(sweep)
-    table = out / "results.md"
-    tmp = table.with_name(".results.md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, table)
-    for path in written + [table]:
-        print(f"wrote {path}")
-    return 0
+    try:  # keep_suffix: matplotlib picks the format from the temp file's extension
+        return atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110), keep_suffix=True)
+    finally:
+        plt.close(fig)

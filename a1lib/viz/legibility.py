@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from a1lib.sim import experts as E
 from a1lib.sim import tasks as T
+from a1lib.sim.render import OBJECT_DRAW_SCALE, object_prims
+from a1lib.sim.world import COLOR
 
 # (decision, where it applies, value before, value now, unit). Distances are in table units (the
 # table is 1 x 1, the image spans it); angles in radians, shown as px of motion at the tip of the pen as
@@ -32,8 +34,6 @@ _ROWS = (
 
 def pen_half_length() -> float:
     """The markpen's half-length as drawn, in table units: a yaw error moves its tip this much per rad."""
-    from a1lib.sim.render import OBJECT_DRAW_SCALE, object_prims
-    from a1lib.sim.world import COLOR
 
     prims = object_prims("markpen", COLOR["red"])
     return max(p[1] + p[3] / 2 for p in prims if p[0] == "rect") * OBJECT_DRAW_SCALE

@@ -1,8 +1,7 @@
 """The ``a1`` command line: one entry point that drives every pipeline step.
 
-Each command lives in the module that owns the concept and exposes two functions:
-``add_arguments(parser)`` and ``run(args) -> int`` (or names an object in it that does, as
-``"module:object"``). Modules are imported lazily so that
+Each command is a ``Command`` (``add_arguments(parser)``, ``run(args) -> int``) in a module of
+``a1lib.workflows``, named here as ``"module:object"``. Modules are imported lazily so that
 ``a1 --help`` answers instantly (importing torch takes seconds).
 """
 
@@ -11,25 +10,33 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Callable, NamedTuple
 
-# (group, command) -> (module, one-line help). A command with group None is top level.
+
+class Command(NamedTuple):
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+W = "a1lib.workflows."
+# (group, command) -> ("module:object", one-line help). A command with group None is top level.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
-    ("data", "generate"): ("a1lib.data.generate", "generate the sim / lab / human datasets (LeRobot v3.0)"),
-    ("data", "info"): ("a1lib.data.info", "summarise a dataset on disk and validate it"),
-    ("tokenizer", "train"): ("a1lib.models.tokenizer_cli", "train the image tokenizer (VAE) and the text tokenizer"),
-    ("tokenizer", "encode"): ("a1lib.models.latent_cache", "encode every dataset frame once into the latent cache"),
-    (None, "pretrain-vision"): ("a1lib.train.vision", "train the conv trunk + grounding head first (where is everything?)"),
-    (None, "pretrain"): ("a1lib.train.pretrain", "joint pretraining on the weighted sim / lab / human mix"),
-    (None, "finetune"): ("a1lib.train.finetune", "fine-tune a pretrained A1Policy on the lab demos"),
-    (None, "privileged"): ("a1lib.train.privileged", "train the privileged-state reference policy (reads the scene, not pixels)"),
-    (None, "evaluate"): ("a1lib.eval.evaluate", "closed-loop success rates (95% Wilson CIs) and rollout GIFs"),
-    (None, "perception"): ("a1lib.eval.perception", "localisation error and imagined-future error on held-out episodes"),
-    (None, "figures"): ("a1lib.viz.figures", "training curves, success bars, imagined futures, results table"),
-    (None, "ship"): ("a1lib.shipped", "commit the pipeline's fine-tuned policy to policies/a1-cpu with its provenance"),
-    (None, "serve"): ("a1lib.serve.server", "serve a policy over websockets (openpi protocol)"),
-    ("ablation", "run"): ("a1lib.eval.ablation", "train (all seeds) and evaluate one ablation variant"),
-    ("ablation", "train"): ("a1lib.eval.ablation:TrainCommand", "train one seed of one ablation variant"),
-    ("ablation", "report"): ("a1lib.viz.ablation_figures", "ablation figures and the paper-vs-ours claims table"),
+    ("data", "generate"): (W + "data:generate", "generate the sim / lab / human datasets (LeRobot v3.0)"),
+    ("data", "info"): (W + "data:info", "summarise a dataset on disk and validate it"),
+    ("tokenizer", "train"): (W + "tokenizer:train", "train the image tokenizer (VAE) and the text tokenizer"),
+    ("tokenizer", "encode"): (W + "tokenizer:encode", "encode every dataset frame once into the latent cache"),
+    (None, "pretrain-vision"): (W + "training:vision", "train the conv trunk + grounding head first (where is everything?)"),
+    (None, "pretrain"): (W + "training:pretrain", "joint pretraining on the weighted sim / lab / human mix"),
+    (None, "finetune"): (W + "training:finetune", "fine-tune a pretrained A1Policy on the lab demos"),
+    (None, "privileged"): (W + "training:privileged", "train the privileged-state reference policy (reads the scene, not pixels)"),
+    (None, "evaluate"): (W + "evaluation:evaluate", "closed-loop success rates (95% Wilson CIs) and rollout GIFs"),
+    (None, "perception"): (W + "evaluation:perception", "localisation error and imagined-future error on held-out episodes"),
+    (None, "figures"): (W + "evaluation:figures", "training curves, success bars, imagined futures, results table"),
+    (None, "ship"): (W + "ship:ship", "commit the pipeline's fine-tuned policy to policies/a1-cpu with its provenance"),
+    (None, "serve"): (W + "serve:serve", "serve a policy over websockets (openpi protocol)"),
+    ("ablation", "run"): (W + "ablation:run", "train (all seeds) and evaluate one ablation variant"),
+    ("ablation", "train"): (W + "ablation:train", "train one seed of one ablation variant"),
+    ("ablation", "report"): (W + "ablation:report", "ablation figures and the paper-vs-ours claims table"),
 }
 
 GROUP_HELP = {
@@ -77,15 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             top.error(f"unknown command: {' '.join(argv[:2])}")
         top.print_help()
         return 0
-    module_name, help_ = COMMANDS[key]
-    module_name, _, attr = module_name.partition(":")  # "module" or "module:object"
-    module = importlib.import_module(module_name)
-    if attr:
-        module = getattr(module, attr)
+    target, help_ = COMMANDS[key]
+    module_name, _, attr = target.partition(":")
+    command = getattr(importlib.import_module(module_name), attr)
     parser = argparse.ArgumentParser(prog="a1 " + " ".join(k for k in key if k), description=help_)
-    module.add_arguments(parser)
+    command.add_arguments(parser)
     args = parser.parse_args(rest)
-    return int(module.run(args) or 0)
+    return int(command.run(args) or 0)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,12 @@ keys (e.g. ``"imagined"`` for the decoded future frame).
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-IMAGE = "observation.image"
-IMAGE_PAST = "observation.image_past"
-STATE = "observation.state"
-ACTION = "action"
-TASK = "task"
-ACTION_RANGE = (-1.0, 1.0)  # every action entry (the sim's and the robot adapters'): policies clip to it
+from a1lib.constants import ACTION_RANGE
 
 
 def binarize_actions(actions: np.ndarray, dims: tuple[int, ...] | list[int]) -> np.ndarray:
@@ -80,8 +76,6 @@ class RandomPolicy:
 
     def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
         if self.latency_s > 0:
-            import time
-
             time.sleep(self.latency_s)
         actions = self.rng.uniform(self.low, self.high, size=(self.horizon, self.action_dim))  # (H, A)
         return {"actions": actions.astype(np.float32)}

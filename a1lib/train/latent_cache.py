@@ -18,23 +18,21 @@ silently training on latents of other images. Both files are written atomically.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from a1lib.models.image_tokenizer import META_FILE, ImageTokenizer, atomic_write_text
+from a1lib.constants import IMAGE
+from a1lib.io import atomic_save_safetensors, atomic_write_json
+from a1lib.models.image_tokenizer import META_FILE, ImageTokenizer
+from a1lib.progress import ProgressLines
 
-SOURCES = ("sim", "lab", "human")
-IMAGE_KEY = "observation.image"
 TENSOR_NAME = "latents"
 
 
@@ -51,7 +49,7 @@ def dataset_fingerprint(ds: Any, probes: int = 8) -> str:
         h.update(f"{ep.get('dataset_from_index')}:{ep.get('dataset_to_index')};".encode())
     if n:
         idx = np.unique(np.linspace(0, n - 1, min(probes, n)).round().astype(np.int64))
-        h.update(np.ascontiguousarray(ds.get_frames(IMAGE_KEY, idx)).tobytes())
+        h.update(np.ascontiguousarray(ds.get_frames(IMAGE, idx)).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -65,15 +63,19 @@ def encode_dataset(
     out_path: str | Path,
     dataset_root: str | Path | None = None,
     batch_size: int = 256,
+    progress: bool = True,
 ) -> Path:
-    """Encode every frame of ``ds`` into ``out_path`` (.safetensors) + its JSON sidecar."""
+    """Encode every frame of ``ds`` into ``out_path`` (.safetensors) + its JSON sidecar.
+
+    ``progress``: a tqdm bar; False: plain progress lines (``a1lib.progress``) for logs."""
     out_path = Path(out_path)
     n = len(ds)
     c, h, w = tokenizer.latent_shape()
     latents = torch.empty((n, c, h, w), dtype=torch.float32)  # (N_frames, C, h, w)
-    for start in tqdm(range(0, n, batch_size), desc=f"encode {out_path.stem}", unit="batch"):
+    lines = ProgressLines(f"encode {out_path.stem}", n, unit="frame", enabled=not progress)
+    for start in tqdm(range(0, n, batch_size), desc=f"encode {out_path.stem}", unit="batch", disable=not progress):
         idx = np.arange(start, min(start + batch_size, n))
-        frames = ds.get_frames(IMAGE_KEY, idx)  # uint8 (B, H, W, 3)
+        frames = ds.get_frames(IMAGE, idx)  # uint8 (B, H, W, 3)
         z = tokenizer.encode(frames)  # (B, C, h', w')
         if z.shape[1:] != latents.shape[1:]:
             raise ValueError(
@@ -81,6 +83,7 @@ def encode_dataset(
                 f"{tuple(z.shape[1:])}, but the tokenizer was trained for {tuple(latents.shape[1:])}"
             )
         latents[start : start + len(idx)] = z
+        lines.update(len(idx))
     meta = {
         "tokenizer_fingerprint": tokenizer.fingerprint(),
         "tokenizer_config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(tokenizer.config).items()},
@@ -91,11 +94,8 @@ def encode_dataset(
         "num_frames": n,
         "latent_shape": [c, h, w],
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.parent / f".{out_path.name}.tmp-{os.getpid()}"
-    save_file({TENSOR_NAME: latents.contiguous()}, str(tmp), metadata={"a1lib": json.dumps(meta)})
-    os.replace(tmp, out_path)
-    atomic_write_text(sidecar_path(out_path), json.dumps(meta, indent=2) + "\n")
+    atomic_save_safetensors({TENSOR_NAME: latents.contiguous()}, out_path, metadata={"a1lib": json.dumps(meta)})
+    atomic_write_json(sidecar_path(out_path), meta)
     return out_path
 
 
@@ -176,45 +176,9 @@ class LatentCache:
         return self.latents[idx]
 
 
-# ---------------------------------------------------------------------------------------------
-# `a1 tokenizer encode`
-# ---------------------------------------------------------------------------------------------
-
-
 def resolve_image_tokenizer_dir(path: str | Path) -> Path:
     """Accept either artifacts/tokenizer (with image/ inside) or the image/ directory itself."""
     path = Path(path)
     if (path / "image" / META_FILE).exists():
         return path / "image"
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path("data"), help="root holding sim/, lab/, human/")
-    parser.add_argument("--tokenizer", type=Path, default=Path("artifacts/tokenizer"), help="trained tokenizer directory")
-    parser.add_argument("--out", type=Path, default=Path("artifacts/latents"), help="where <source>.safetensors go")
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--force", action="store_true", help="re-encode even when the cache is up to date")
-
-
-def run(args: argparse.Namespace) -> int:
-    from a1lib.data import LeRobotDataset
-
-    tokenizer = ImageTokenizer.load(resolve_image_tokenizer_dir(args.tokenizer))
-    for source in args.sources:
-        root = args.data / source
-        if not root.exists():
-            raise FileNotFoundError(f"{root}: dataset not found (run `a1 data generate`, or pass --sources)")
-        ds = LeRobotDataset(root)
-        out = args.out / f"{source}.safetensors"
-        if not args.force and out.exists():
-            try:
-                LatentCache.for_dataset(out, tokenizer, ds)
-                print(f"{out}: up to date ({len(ds)} frames)")
-                continue
-            except (StaleCacheError, ValueError, FileNotFoundError) as e:
-                print(f"{out}: stale, re-encoding ({e})")
-        encode_dataset(ds, tokenizer, out, dataset_root=root, batch_size=args.batch_size)
-        print(f"{out}: {len(ds)} frames -> latents {tokenizer.latent_shape()}")
-    return 0

@@ -9,12 +9,12 @@ functions the pipeline uses, nothing re-implemented:
     a1lib.data.generate.generate             a few scripted-expert episodes per task (sim + lab)
     a1lib.models.image_tokenizer             the VAE, trained for a few steps, then frozen
     a1lib.models.text_tokenizer              the word-level tokenizer over sim instructions + QA
-    a1lib.models.latent_cache                every frame encoded once
+    a1lib.train.latent_cache                every frame encoded once
     (``build_quick_artifacts`` stops here and keeps these inputs, in the pipeline's layout)
     a1lib.models.processor.A1Processor       the processor, built as the pipeline builds it
     a1lib.train.trainer.fit                  Lightning training, exported as an A1Policy
 
-The model is the ``ci`` preset with the ``ci`` overrides of params.yaml (64 px frames, 6-d state,
+The model is ``A1Config.preset("ci")``, the ci pipeline's (64 px frames, 6-d state,
 5-d actions, chunks of 10). Its actions are near-meaningless after a few dozen steps; the plumbing
 (shapes, units, normalisation, imagination, timing) is the real thing. Same seed, same bytes.
 
@@ -36,14 +36,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+import torch
+
+from a1lib.constants import SOURCES
+from a1lib.data import LeRobotDataset
+from a1lib.data.generate import DataGenConfig, generate
+from a1lib.io import atomic_write_json
 from a1lib.models.configuration_a1 import A1Config
+from a1lib.models.image_tokenizer import ImageTokenizerConfig, train_image_tokenizer
+from a1lib.models.policy_a1 import A1Policy
+from a1lib.models.processor import A1Processor
+from a1lib.models.text_tokenizer import (
+    build_corpus,
+    save_text_tokenizer,
+    train_text_tokenizer,
+)
+from a1lib.sim import TASKS
+from a1lib.train.config import TrainConfig
+from a1lib.train.datamodule import build_normalizer
+from a1lib.train.inputs import scene_qa_fn
+from a1lib.train.latent_cache import LatentCache, encode_dataset
+from a1lib.train.trainer import fit, last_logged
 
 RECIPE_FILE = "quick.json"  # next to the policy files: how it was made (and when it can be reused)
-PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
-
-# The ``ci`` model section of params.yaml, used when that file is not around (an installed package).
-CI_MODEL = dict(image_size=64, latent_size=8, vocab_size=512, max_text_len=16, state_dim=6, action_dim=5,
-                chunk_size=10)
 DEFAULT_TASKS = ("ZipBag", "PlaceMarkpen", "ExpressSorting", "IngredientPicking")  # 2 static + 2 dynamic, short
 
 
@@ -65,15 +81,9 @@ class QuickPolicyConfig:
     delta: int = 5
 
 
-def ci_model_config(image_size: int = 64, params: str | Path = PARAMS_FILE) -> A1Config:
-    """``A1Config.preset("ci", **presets.ci.model overrides of params.yaml)``."""
-    section = dict(CI_MODEL)
-    if Path(params).is_file():
-        from a1lib.params import read_params
-
-        section = dict((read_params(params)["presets"].get("ci") or {}).get("model") or CI_MODEL)
-    base = section.pop("preset", "ci")
-    return A1Config.preset(base, **{**section, "image_size": image_size})
+def ci_model_config(image_size: int = 64) -> A1Config:
+    """The ci pipeline's model (``A1Config.preset("ci")``) at ``image_size``."""
+    return A1Config.preset("ci", image_size=image_size)
 
 
 def _recipe(cfg: QuickPolicyConfig, config: A1Config) -> dict[str, Any]:
@@ -121,7 +131,6 @@ def build_quick_policy(out_dir: str | os.PathLike, seed: int = 0, steps: int = 4
     unknown = [s for s in cfg.sources if s not in ("sim", "lab")]
     if unknown or not cfg.sources:
         raise ValueError(f"build_quick_policy: sources must be a non-empty subset of ('sim', 'lab'), got {sources}")
-    from a1lib.sim import TASKS
 
     bad = [t for t in cfg.tasks if t not in TASKS]
     if bad or not cfg.tasks:
@@ -137,19 +146,15 @@ def build_quick_policy(out_dir: str | os.PathLike, seed: int = 0, steps: int = 4
         stack.enter_context(_torch_threads(threads))
         work = kept if kept is not None else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="a1-quick-")))
         report = _train(cfg, config, work, progress)
-        from a1lib.models.policy_a1 import A1Policy
 
         A1Policy.from_pretrained(report.pop("exported")).save_pretrained(out_dir)  # atomic directory swap
-    tmp_recipe = out_dir / f".{RECIPE_FILE}.tmp-{os.getpid()}"
-    tmp_recipe.write_text(json.dumps({**recipe, "report": report}, indent=2) + "\n")
-    os.replace(tmp_recipe, out_dir / RECIPE_FILE)
+    atomic_write_json(out_dir / RECIPE_FILE, {**recipe, "report": report})
     return out_dir
 
 
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``threads`` torch CPU threads (None: leave torch alone), then restore."""
-    import torch
 
     before = torch.get_num_threads()
     if threads:
@@ -168,8 +173,8 @@ class QuickArtifacts:
         root/tokenizer/{image,text}/           frozen tokenizers       (a1 tokenizer train)
         root/latents/<source>.safetensors      latent caches           (a1 tokenizer encode)
 
-    so ``pipeline.load_datasets(root / "data", ...)``, ``pipeline.load_tokenizers(root / "tokenizer")``
-    and ``pipeline.build_processor(..., latents_dir=root / "latents")`` read them like the real ones."""
+    so ``inputs.load_datasets(root / "data", ...)``, ``inputs.load_tokenizers(root / "tokenizer")``
+    and ``inputs.build_processor(..., latents_dir=root / "latents")`` read them like the real ones."""
 
     root: Path
     datasets: dict[str, Any]  # source -> LeRobotDataset
@@ -198,8 +203,6 @@ def build_quick_artifacts(root: str | os.PathLike, seed: int = 0, tasks: tuple[s
     ``root`` (see ``QuickArtifacts``), made by the pipeline's own functions. For notebooks and tests
     that need the pipeline's inputs without running it; ``build_quick_policy`` trains on the same.
     Same arguments, same bytes."""
-    from a1lib.data.generate import SOURCES
-    from a1lib.sim import TASKS
 
     if isinstance(tasks, str) or isinstance(sources, str):
         raise ValueError(f"build_quick_artifacts: tasks and sources are lists of names, got {tasks!r}, {sources!r}")
@@ -219,14 +222,6 @@ def build_quick_artifacts(root: str | os.PathLike, seed: int = 0, tasks: tuple[s
 
 def _make_artifacts(cfg: QuickPolicyConfig, config: A1Config, root: Path) -> QuickArtifacts:
     """Stages 1-3 of the pipeline in miniature under ``root``."""
-    import numpy as np
-
-    from a1lib.data import LeRobotDataset
-    from a1lib.data.generate import DataGenConfig, generate
-    from a1lib.models.image_tokenizer import ImageTokenizerConfig, train_image_tokenizer
-    from a1lib.models.latent_cache import encode_dataset
-    from a1lib.models.text_tokenizer import build_corpus, save_text_tokenizer, train_text_tokenizer
-
     seconds: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -263,12 +258,6 @@ def _make_artifacts(cfg: QuickPolicyConfig, config: A1Config, root: Path) -> Qui
 
 def _train(cfg: QuickPolicyConfig, config: A1Config, work: Path, progress: bool) -> dict[str, Any]:
     """Every pipeline stage in miniature under ``work``; returns timings, losses and the exported dir."""
-    from a1lib.models.latent_cache import LatentCache
-    from a1lib.models.processor import A1Processor
-    from a1lib.train.config import TrainConfig
-    from a1lib.train.datamodule import build_normalizer
-    from a1lib.train.pipeline import scene_qa_fn
-    from a1lib.train.trainer import fit
 
     t0 = time.perf_counter()
     arts = _make_artifacts(cfg, config, work)  # 1-3: data, tokenizers, latent caches
@@ -281,7 +270,7 @@ def _train(cfg: QuickPolicyConfig, config: A1Config, work: Path, progress: bool)
                             min_lr=cfg.lr / 10, val_every=cfg.steps, val_batches=1, log_every=5,
                             checkpoint_every=cfg.steps, delta=cfg.delta, seed=cfg.seed, precision="32",
                             source_weights={s: 1.0 for s in cfg.sources})
-    # = pipeline.build_processor, with the caches just written (no staleness check needed)
+    # = inputs.build_processor, with the caches just written (no staleness check needed)
     latents = {s: LatentCache(arts.latents_dir / f"{s}.safetensors", image_tok) for s in datasets}
     processor = A1Processor(config, text_tok, build_normalizer(datasets, train_cfg.normalization), image_tok,
                             latents=latents, qa_fn=scene_qa_fn if config.lambda_und > 0 else None, seed=train_cfg.seed)
@@ -295,19 +284,11 @@ def _train(cfg: QuickPolicyConfig, config: A1Config, work: Path, progress: bool)
 
 
 def _final_losses(run_dir: Path) -> dict[str, float]:
-    """The last logged value of every loss column in the run's metrics.csv (empty if none)."""
-    import csv
-
-    files = sorted(run_dir.glob("logs/version_*/metrics.csv"))
-    if not files:
+    """The last logged value of every loss column of the run (empty if none)."""
+    try:
+        return {k: round(v, 4) for k, v in last_logged(run_dir, lambda key: "loss" in key).items()}
+    except FileNotFoundError:
         return {}
-    last: dict[str, float] = {}
-    with open(files[-1], newline="") as f:
-        for row in csv.DictReader(f):
-            for k, v in row.items():
-                if "loss" in k and v not in ("", None):
-                    last[k] = round(float(v), 4)
-    return last
 
 
 __all__ = ["QuickArtifacts", "QuickPolicyConfig", "build_quick_artifacts", "build_quick_policy", "ci_model_config"]

@@ -1,10 +1,12 @@
-"""The same math as A1Model, written the slow and obvious way: a test oracle and a benchmark baseline.
+"""The same math as A1Model, written the slow and obvious way: a test oracle (tests/test_model.py).
 
-No KV cache, no fused ops: every Euler step runs the whole token sequence; each expert projects
-its own tokens with the Qwen3 modules called as modules (``layer.input_layernorm(x)``, ...); the
-attention is spelled out as ``softmax(Q K^T / sqrt(d) + mask) V`` with the key/value heads
-repeated for grouped-query attention. It shares A1Model's parameters and embedding layers, so
-any disagreement with A1Model points at the transformer / attention / cache code.
+No KV cache, no fused ops: every Euler step runs the whole token sequence in ONE joint pass; each
+expert projects its own tokens with the Qwen3 modules called as modules
+(``layer.input_layernorm(x)``, ...); the attention is spelled out as
+``softmax(Q K^T / sqrt(d) + mask) V`` with the key/value heads repeated for grouped-query
+attention. It shares A1Model's parameters and embedding layers, so any disagreement with A1Model
+points at the transformer / attention / cache code. (A1Model's own paths, cached or not, all run
+through _mot_layer, so they cannot catch an error in it; this file can.)
 """
 
 from __future__ import annotations

@@ -9,15 +9,27 @@ the ``ci`` preset shrunk to match.
 
 from __future__ import annotations
 
+import argparse
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
+from a1lib.data import LeRobotDataset
+from a1lib.data.synthetic import write_synthetic_dataset
 from a1lib.models.configuration_a1 import A1Config
+from a1lib.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig, build_vae
+from a1lib.models.processor import A1Processor
+from a1lib.train.config import TrainConfig
+from a1lib.train.datamodule import build_normalizer
+from a1lib.train.trainer import fit
 
 TOY_WORDS = ["task", "0", "1", "how", "many", "objects", "?", "is", "held", "yes", "no",
              "2", "3", "4", "5", "6", "7", "8"]
@@ -25,8 +37,6 @@ TOY_WORDS = ["task", "0", "1", "how", "many", "objects", "?", "is", "held", "yes
 
 def toy_text_tokenizer():
     """A word-level PreTrainedTokenizerFast with [PAD]=0, [UNK]=1, [EOS]=2."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {"[PAD]": 0, "[UNK]": 1, "[EOS]": 2}
     for w in TOY_WORDS:
@@ -46,7 +56,6 @@ def toy_qa(scene: dict[str, np.ndarray], rng: np.random.Generator):
 
 
 def toy_image_tokenizer(image_size: int = 16, seed: int = 0):
-    from a1lib.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig, build_vae
 
     cfg = ImageTokenizerConfig(image_size=image_size, block_out_channels=(8, 8, 8, 8), norm_num_groups=4,
                                layers_per_block=1, mid_attention=False, seed=seed)
@@ -56,7 +65,7 @@ def toy_image_tokenizer(image_size: int = 16, seed: int = 0):
 def toy_model_config(**overrides: Any) -> A1Config:
     base = dict(image_size=16, patch_size=8, latent_size=2, gen_patch=1, state_dim=4, action_dim=3,
                 chunk_size=4, vocab_size=32, max_text_len=6, num_inference_steps=3)
-    return A1Config.preset("ci", **{**base, **overrides})
+    return A1Config.preset("tiny", **{**base, **overrides})
 
 
 @dataclass
@@ -72,8 +81,6 @@ class ToySetup:
 def make_toy_setup(root: str | Path, sources=("sim", "lab", "human"), episodes: int = 4, length: int = 12,
                    **config_overrides: Any) -> ToySetup:
     """Write (or reuse) the toy datasets under ``root`` and build everything around them."""
-    from a1lib.data import LeRobotDataset
-    from a1lib.data.synthetic import write_synthetic_dataset
 
     root = Path(root)
     config = toy_model_config(**config_overrides)
@@ -92,7 +99,6 @@ def make_toy_setup(root: str | Path, sources=("sim", "lab", "human"), episodes: 
 
 
 def toy_normalizer(setup: ToySetup):
-    from a1lib.train.datamodule import build_normalizer
 
     return build_normalizer(setup.datasets)
 
@@ -101,13 +107,7 @@ _WORD = re.compile(r"\S+")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m a1lib.train.toy --out DIR --steps N``: a toy training run (the resume test kills it)."""
-    import argparse
-
-    from a1lib.models.processor import A1Processor
-    from a1lib.train.config import TrainConfig
-    from a1lib.train.trainer import fit
-
+    """``python -m a1lib.workflows.synthetic_setup --out DIR --steps N``: a toy training run (the resume test kills it)."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="toy dataset folder (default: OUT/data)")
@@ -126,10 +126,6 @@ def main(argv: list[str] | None = None) -> int:
                             latents=setup.latents, qa_fn=toy_qa)
     callbacks = []
     if args.step_sleep > 0:
-        import time
-
-        import lightning as L
-
         class Sleep(L.Callback):
             def on_train_batch_end(self, *a, **k):
                 time.sleep(args.step_sleep)

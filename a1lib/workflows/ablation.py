@@ -1,0 +1,300 @@
+"""``a1 ablation run | train | report``: train every seed of a variant, evaluate it, and write the
+figures and the paper-vs-ours claims table.
+
+``run`` trains the seeds in parallel processes (``a1 ablation train``, one torch thread each: on a
+2-core machine two single-threaded runs do ~1.6x the samples/s of one two-threaded run), each seed
+through the ordinary ``a1 pretrain`` / ``a1 finetune`` commands, evaluates every seed's policy in the
+lab domain, and, for the generation-expert variants, sweeps the conveyor and turntable speed of the
+dynamic tasks. A finished training run leaves ``done.json`` (the exact command that made it) and is
+not recomputed; a killed one resumes from its ``last.ckpt``. ``report`` reads every
+``<dir>/<variant>/metrics.json`` and writes the figures (a1lib.viz.ablation_figures), claims.md,
+ablations.md and claims.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from a1lib.eval.ablation import (
+    VARIANTS,
+    AblationConfig,
+    Variant,
+    ablation_summary,
+    final_val_losses,
+    get_variant,
+    pool_seeds,
+)
+from a1lib.eval.claims import claims_table, evaluate_claims
+from a1lib.eval.evaluate import EvalConfig, evaluate
+from a1lib.io import atomic_write_json, atomic_write_text
+from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS, TASKS
+from a1lib.train.config import TrainConfig
+from a1lib.viz.ablation_figures import (
+    load_results,
+    plot_data,
+    plot_dynamic,
+    plot_generation,
+    plot_imagined_outcomes,
+    plot_pretraining,
+    plot_static,
+    variants_table,
+)
+from a1lib.workflows import cli
+from a1lib.workflows.cli import Command
+from a1lib.workflows.params import load_section
+
+DONE_FILE = "done.json"  # written when a training run finished: the exact command that made it
+
+
+# ---------------------------------------------------------------------------------------------
+# One seed: pretrain (unless no_pretrain) then fine-tune, through the ordinary commands
+# ---------------------------------------------------------------------------------------------
+def pretrain_weights(variant: Variant, params: str, preset: str | None) -> dict[str, float]:
+    """The preset's pretraining mix restricted to the variant's sources (the sampler renormalises)."""
+    mix = load_section("pretrain", TrainConfig, path=params, preset=preset).source_weights
+    if variant.pretrain_sources is None:
+        return dict(mix)
+    missing = [s for s in variant.pretrain_sources if mix.get(s, 0.0) <= 0]
+    if missing:
+        raise ValueError(f"variant {variant.name}: source(s) {missing} have no weight in the pretrain mix {mix}")
+    return {s: mix[s] for s in variant.pretrain_sources}
+
+
+def train_commands(variant: Variant, seed: int, out: Path, cfg: AblationConfig, common: list[str],
+                   params: str, preset: str | None) -> list[list[str]]:
+    """The ``a1 pretrain`` / ``a1 finetune`` argument lists of one seed of one variant."""
+    model_set = [f"--model-set=seed={seed}"] + [f"--model-set={k}={json.dumps(v)}" for k, v in variant.model.items()]
+    seed_set = [f"--set=seed={seed}"]
+    cmds = []
+    if variant.pretrain_sources != ():
+        weights = json.dumps(pretrain_weights(variant, params, preset), separators=(",", ":"))
+        cmds.append(["pretrain", *common, "--out", str(out / "pretrain"), "--steps", str(cfg.pretrain_steps),
+                     *seed_set, f"--set=source_weights={weights}", *model_set])
+        init = ["--init", str(out / "pretrain" / "policy")]
+    else:
+        init = ["--from-scratch", *model_set]
+    cmds.append(["finetune", *common, "--out", str(out / "finetune"), "--steps", str(cfg.finetune_steps),
+                 *seed_set, *init])
+    return cmds
+
+
+def train_seed(args: argparse.Namespace) -> int:
+    """``a1 ablation train``: one seed, in this process (``run`` starts one per seed)."""
+    variant = get_variant(args.variant)
+    cfg = load_config(args)
+    out = Path(args.out)
+    common = ["--params", args.params, *(["--preset", args.preset] if args.preset else []),
+              "--data", args.data, "--latents", args.latents, "--tokenizer", args.tokenizer,
+              "--threads", str(args.threads), "--no-progress"]
+    upstream_ran = False  # a retrained pretraining invalidates the fine-tuning built on it
+    for cmd in train_commands(variant, int(args.seed), out, cfg, common, args.params, args.preset):
+        run_dir = Path(cmd[cmd.index("--out") + 1])
+        done = run_dir / DONE_FILE
+        if (not upstream_ran and done.exists() and json.loads(done.read_text()).get("cmd") == cmd
+                and (run_dir / "policy").is_dir()):
+            print(f"{run_dir}: already trained by this exact command, kept")
+            continue
+        if upstream_ran:  # its input changed: a half-finished checkpoint of it is stale
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        upstream_ran = True
+        done.unlink(missing_ok=True)
+        print("a1 " + " ".join(cmd), flush=True)
+        code = cli.main(cmd)
+        if code:
+            return code
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # optimizer state: ~10x the policy
+        atomic_write_json(done, {"cmd": cmd})
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# One variant: all seeds, evaluation, speed sweep
+# ---------------------------------------------------------------------------------------------
+def load_config(args: argparse.Namespace) -> AblationConfig:
+    return load_section("ablation", AblationConfig, path=args.params, preset=args.preset)
+
+
+def _train_all(args: argparse.Namespace, variant: Variant, cfg: AblationConfig, out: Path) -> None:
+    """One subprocess per seed, ``cfg.parallel`` at a time; a failure names the seed and its log."""
+    pending = list(cfg.seeds)
+    running: dict[int, tuple[subprocess.Popen, Path]] = {}
+    failed = []
+    while pending or running:
+        while pending and len(running) < cfg.parallel:
+            seed = pending.pop(0)
+            run_dir = out / "runs" / f"seed{seed}"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log = run_dir / "train.log"
+            cmd = [sys.executable, "-m", "a1lib.workflows.cli", "ablation", "train", "--variant", variant.name,
+                   "--seed", str(seed), "--out", str(run_dir), "--params", args.params, "--data", args.data,
+                   "--latents", args.latents, "--tokenizer", args.tokenizer, "--threads", "1",
+                   *(["--preset", args.preset] if args.preset else [])]
+            with open(log, "w") as fh:
+                running[seed] = (subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT), log)
+            print(f"[{variant.name}] training seed {seed} (log: {log})", flush=True)
+        time.sleep(2)
+        for seed, (proc, log) in list(running.items()):
+            if proc.poll() is not None:
+                del running[seed]
+                if proc.returncode:
+                    failed.append((seed, proc.returncode, log))
+                else:
+                    print(f"[{variant.name}] seed {seed} trained", flush=True)
+    if failed:
+        seed, code, log = failed[0]
+        tail = "".join(log.read_text().splitlines(True)[-15:])
+        raise RuntimeError(f"ablation {variant.name}: training seed(s) {[f[0] for f in failed]} failed; seed {seed} "
+                           f"exited with {code}, last lines of {log}:\n{tail}")
+
+
+def run_variant(args: argparse.Namespace) -> dict[str, Any]:
+    variant = get_variant(args.variant)
+    cfg = load_config(args)
+    ev = load_section("eval", EvalConfig, path=args.params, preset=args.preset)
+    out = Path(args.out)
+    t0 = time.time()
+    _train_all(args, variant, cfg, out)
+    t_train = time.time() - t0
+
+    tasks = list(cfg.tasks or TASKS)
+    rows = {f"seed{s}": str(out / "runs" / f"seed{s}" / "finetune" / "policy") for s in cfg.seeds}
+    common = dict(replan_every=ev.replan_every, workers=cfg.parallel, gifs_per_task=0, progress=not args.no_progress)
+    metrics = evaluate(rows, tasks, cfg.episodes, **common)
+    pooled = pool_seeds(metrics["rows"], tasks)
+    per_seed_rate = {name: row["overall"]["success_rate"] for name, row in metrics["rows"].items()}
+
+    sweep = []
+    if variant.sweep:
+        for task, key, speeds in (("ExpressSorting", "belt_speed", cfg.belt_speeds),
+                                  ("IngredientPicking", "turntable_speed", cfg.turntable_speeds)):
+            for speed in speeds:
+                block = evaluate(rows, [task], cfg.sweep_episodes, env_kwargs={key: float(speed)}, **common)
+                sweep.append({"task": task, "speed_key": key, "speed": float(speed),
+                              **pool_seeds(block["rows"], [task])["overall"]})
+
+    val = {f"seed{s}": final_val_losses(out / "runs" / f"seed{s}" / "finetune") for s in cfg.seeds}
+    val_action = [v.get("val/action") for v in val.values() if v.get("val/action") is not None]
+    result = {
+        "variant": variant.name, "description": variant.description, "model_overrides": variant.model,
+        "pretrain_sources": (list(variant.pretrain_sources) if variant.pretrain_sources is not None else "preset mix"),
+        "budget": {"pretrain_steps": 0 if variant.pretrain_sources == () else cfg.pretrain_steps,
+                   "finetune_steps": cfg.finetune_steps, "seeds": list(cfg.seeds)},
+        "tasks": tasks, "episodes_per_task_per_seed": cfg.episodes, "replan_every": ev.replan_every,
+        "success": pooled["overall"]["success_rate"], "success_ci95": pooled["overall"]["ci95"],
+        "per_task": pooled["per_task"],
+        "per_seed_success": per_seed_rate,
+        "seed_spread": float(np.std(list(per_seed_rate.values()))),
+        "val_action_loss": float(np.mean(val_action)) if val_action else None,
+        "val_losses_per_seed": val,
+        "per_seed": metrics["rows"],
+        "sweep": sweep,
+        "seconds": {"train": t_train, "total": time.time() - t0},
+    }
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# a1 ablation run | train
+# ---------------------------------------------------------------------------------------------
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", required=True, choices=sorted(VARIANTS), help="the ablation variant (VARIANTS)")
+    parser.add_argument("--params", default="params.yaml", help="params file; the preset's `ablation` section is the budget")
+    parser.add_argument("--preset", default=None, help="preset (default: the file's `preset`)")
+    parser.add_argument("--data", default="data", help="the datasets (data/<source>)")
+    parser.add_argument("--latents", default="artifacts/latents", help="the latent cache (a1 tokenizer encode)")
+    parser.add_argument("--tokenizer", default="artifacts/tokenizer", help="the tokenizers (a1 tokenizer train)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_common(parser)
+    parser.add_argument("--out", default=None, help="default: experiments/ablations/<variant>")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+
+
+def run_run(args: argparse.Namespace) -> int:
+    out = Path(args.out or f"experiments/ablations/{args.variant}")
+    args.out = str(out)
+    result = run_variant(args)
+    atomic_write_json(out / "metrics.json", result)
+    atomic_write_json(out / "summary.json", ablation_summary(result))  # the DVC metrics file
+    spread = ", ".join(f"{k} {v:.0%}" for k, v in result["per_seed_success"].items())
+    print(f"{result['variant']}: success {result['success']:.1%} "
+          f"[{result['success_ci95'][0]:.1%}, {result['success_ci95'][1]:.1%}] ({spread}); "
+          f"held-out action loss {result['val_action_loss']}; {result['seconds']['total']:.0f} s")
+    print(f"wrote {out / 'metrics.json'} and {out / 'summary.json'}")
+    return 0
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_common(parser)
+    parser.add_argument("--seed", type=int, required=True, help="the training seed")
+    parser.add_argument("--out", required=True, help="this seed's run directory")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (seeds run side by side)")
+
+
+# ---------------------------------------------------------------------------------------------
+# a1 ablation report
+# ---------------------------------------------------------------------------------------------
+def write_report(directory: str | Path, out: str | Path, imagined_tasks: list[str], imagined_episodes: int = 3,
+           replan_every: int | None = 5) -> list[Path]:
+    results = load_results(directory)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = next(iter(results.values()))["tasks"]
+    static = [t for t in STATIC_TASKS if t in tasks]
+    dynamic = [t for t in DYNAMIC_TASKS if t in tasks]
+    written = []
+    if static:
+        written.append(plot_static(results, out / "ablation_static.png", static))
+    if dynamic:
+        written.append(plot_dynamic(results, out / "ablation_dynamic.png", dynamic))
+    written.append(plot_pretraining(results, out / "ablation_pretraining.png", tasks))
+    written.append(plot_data(results, out / "ablation_data.png", tasks))
+    written.append(plot_generation(results, out / "ablation_generation.png", static, dynamic))
+    if "a1_full" in results:
+        seed0 = results["a1_full"]["budget"]["seeds"][0]
+        policy = Path(directory) / "a1_full" / "runs" / f"seed{seed0}" / "finetune" / "policy"
+        if policy.is_dir():
+            written.append(plot_imagined_outcomes(policy, out / "ablation_imagined.png", imagined_tasks,
+                                                  imagined_episodes, replan_every))
+    rows = evaluate_claims(results)
+    for name, text in (("claims.md", claims_table(rows)), ("ablations.md", variants_table(results))):
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+    atomic_write_json(Path(directory).parent / "claims.json", rows)
+    written.append(Path(directory).parent / "claims.json")
+    return written
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", default="experiments/ablations", help="folder of <variant>/metrics.json")
+    parser.add_argument("--out", default="figures", help="output folder")
+    parser.add_argument("--imagined-tasks", default="ExpressSorting,IngredientPicking,PlaceFlower",
+                        help="tasks searched for a successful and a failed episode")
+    parser.add_argument("--imagined-episodes", type=int, default=3, help="evaluation seeds tried per task")
+    parser.add_argument("--params", default="params.yaml", help="its eval section gives the replan interval")
+    parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    ev = load_section("eval", EvalConfig, path=args.params, preset=args.preset)
+    written = write_report(args.dir, args.out, [t.strip() for t in args.imagined_tasks.split(",") if t.strip()],
+                     args.imagined_episodes, ev.replan_every)
+    for p in written:
+        print(f"wrote {p}")
+    print((Path(args.out) / "claims.md").read_text())
+    return 0
+
+
+run = Command(add_run_arguments, run_run)
+train = Command(add_train_arguments, train_seed)
+report = Command(add_report_arguments, run_report)

@@ -22,7 +22,7 @@ number of ops, not 11 vs 10 rows), so the state token stays in the suffix.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +30,7 @@ from transformers.models.qwen3.modeling_qwen3 import Qwen3DecoderLayer
 
 from a1lib.models import flow_matching as fm
 
-if TYPE_CHECKING:
-    from a1lib.models.modeling_a1 import A1Model
+# ``model`` below is an A1Model (not imported: modeling_a1 imports this module).
 
 
 def _rms(x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -83,7 +82,7 @@ def _additive_mask(allowed: torch.Tensor) -> torch.Tensor:
     return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
-def fused_weights(model: A1Model) -> dict[str, Any]:
+def fused_weights(model: torch.nn.Module) -> dict[str, Any]:
     """Everything this path derives from the weights alone (stacked, gain-folded, RoPE-extended,
     contiguous matrices), made once per weight version instead of once per chunk and kept on the
     model (``model._fused_cache``). The key is every parameter's identity, storage and version
@@ -100,7 +99,7 @@ def fused_weights(model: A1Model) -> dict[str, Any]:
     return cached[1]
 
 
-def _prepare_weights(model: A1Model) -> dict[str, Any]:
+def _prepare_weights(model: torch.nn.Module) -> dict[str, Any]:
     c = model.config
     D, Hq, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
     R = _rotate_half_matrix(D, model.action_out.weight)
@@ -129,7 +128,7 @@ def _prepare_weights(model: A1Model) -> dict[str, Any]:
     )
 
 
-def euler_steps(model: A1Model, layout, cache, state_in: torch.Tensor, noise: torch.Tensor,
+def euler_steps(model: torch.nn.Module, layout, cache, state_in: torch.Tensor, noise: torch.Tensor,
                 steps: int) -> torch.Tensor:
     """Actions (B, H, A) by ``steps`` Euler steps from ``noise`` (t=1) to t=0, each running only the
     suffix (state + H action tokens) through the action expert (_velocity), reading ``cache``: the

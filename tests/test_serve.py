@@ -16,8 +16,9 @@ from openpi_client.websocket_client_policy import WebsocketClientPolicy
 from websockets.sync.client import connect
 
 from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
+from a1lib.eval.evaluate import load_policy
 from a1lib.policy_protocol import RandomPolicy
-from a1lib.serve import PolicyServer, RemotePolicy, RemotePolicyError, ServerConfig, load_policy
+from a1lib.serve import PolicyServer, RemotePolicy, RemotePolicyError, ServerConfig
 from a1lib.serve import msgpack_numpy as ours
 
 

@@ -77,7 +77,7 @@ def load_policy(spec: str = "shipped", seed: int = 0, imagine: bool = True, acti
         return ExpertPolicy()
     if spec == "random":
         return RandomPolicy(action_dim=action_dim, horizon=horizon, seed=seed)
-    path = default_policy_dir() if spec == "shipped" else Path(spec)
+    path = policy_path(spec)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such directory (a policy is 'shipped', 'expert', 'random' or a "
                                 "directory written by a1 finetune / a1 privileged)")
@@ -86,10 +86,15 @@ def load_policy(spec: str = "shipped", seed: int = 0, imagine: bool = True, acti
     return A1Policy.from_pretrained(path, imagine=imagine, seed=seed)
 
 
+def policy_path(spec: str) -> Path:
+    """The directory a policy spec names: "shipped" is the committed policy."""
+    return default_policy_dir() if spec == "shipped" else Path(spec)
+
+
 def policy_image_size(spec: str, default: int) -> int:
-    if spec in REFERENCES or is_privileged_policy(spec):
+    if spec in REFERENCES or is_privileged_policy(policy_path(spec)):
         return default
-    cfg = json.loads((Path(spec) / "config.json").read_text())
+    cfg = json.loads((policy_path(spec) / "config.json").read_text())
     return int(cfg["image_size"])
 
 

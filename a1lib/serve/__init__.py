@@ -2,7 +2,6 @@
 the msgpack-numpy wire format (msgpack_numpy.py)."""
 
 from a1lib.serve.client import RemotePolicy, RemotePolicyError
-from a1lib.eval.evaluate import load_policy  # the one policy loader, re-exported for robot notebooks
 from a1lib.serve.server import PolicyServer, ServerConfig
 
-__all__ = ["PolicyServer", "RemotePolicy", "RemotePolicyError", "ServerConfig", "load_policy"]
+__all__ = ["PolicyServer", "RemotePolicy", "RemotePolicyError", "ServerConfig"]

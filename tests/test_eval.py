@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from a1lib.eval.ablation import ablation_summary
-from a1lib.eval.evaluate import evaluate, evaluation_summary, summarise, wilson_interval
+from a1lib.eval.evaluate import evaluate, evaluation_headline, evaluation_summary, summarise, wilson_interval
 from a1lib.eval.gif import compose_frame
 from a1lib.eval.perception import perception_summary
 from a1lib.io import atomic_write_json
@@ -56,6 +56,9 @@ def test_summaries_hold_only_the_numbers_to_compare():
     assert {f"a1.task.{t}" for t in tasks} <= set(values) and "expert.success" in values and "random.ci_high" in values
     assert not any(k.startswith("expert.task") for k in values)  # per-task rates for the evaluated policy only
     assert len(values) == 3 * 4 + len(tasks)
+    headline = assert_few_numbers(evaluation_headline(metrics))
+    assert headline == {"success": overall["success_rate"], "ci_low": overall["ci95"][0],
+                        "ci_high": overall["ci95"][1], "seconds": 3.0}
 
     sweep = {"replan_sweep": {str(r): {n: row["overall"] for n, row in rows.items() if n in ("a1", "privileged")}
                               for r in (1, 2, 5, 10)},
@@ -78,11 +81,13 @@ def test_summaries_hold_only_the_numbers_to_compare():
                 "budget": {"pretrain_steps": 500, "seeds": [0, 1]}, "sweep": [], "per_seed_success": {"seed0": 0.1}}
     values = assert_few_numbers(ablation_summary(ablation))
     assert values == {"success": 0.1, "ci_low": 0.05, "ci_high": 0.2, "seconds": 12.5}  # None is left out
+    assert set(headline) == set(values)  # one shape: one narrow `dvc metrics show` table
 
 
-def test_dvc_metrics_are_the_summaries():
-    """dvc.yaml: only the small summary.json files are `metrics:`; the detailed metrics.json beside each
-    is a plain uncached out of the same stage."""
+def test_dvc_metrics_are_one_narrow_table():
+    """dvc.yaml: the DVC metrics are the files of one shape (the pipeline's headline.json and each
+    ablation's summary.json), so a bare `dvc metrics show` is one narrow table; every other stage's
+    summary.json and every metrics.json is a plain uncached out beside them."""
     stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
     defs = [stage.get("do", stage) for stage in stages.values()]
 
@@ -90,12 +95,14 @@ def test_dvc_metrics_are_the_summaries():
         return {next(iter(e)) if isinstance(e, dict) else e: (e[next(iter(e))] if isinstance(e, dict) else {})
                 for e in stage.get(kind, [])}
 
-    metrics = [(d, m, opts) for d in defs for m, opts in entries(d, "metrics").items()]
-    assert len(metrics) == 5
-    for d, m, opts in metrics:
-        assert m.endswith("/summary.json") and opts.get("cache") is False, m
-        detailed = m.replace("summary.json", "metrics.json")
-        assert entries(d, "outs").get(detailed, {}).get("cache") is False, detailed
+    metrics = sorted(m for d in defs for m, opts in entries(d, "metrics").items() if opts.get("cache") is False)
+    assert metrics == sorted(m for d in defs for m in entries(d, "metrics"))  # all uncached
+    assert metrics == ["experiments/ablations/${item}/summary.json", "experiments/eval/headline.json"]
+    outs = {o: opts for d in defs for o, opts in entries(d, "outs").items()}
+    for name in ("artifacts/tokenizer", "experiments/eval", "experiments/perception", "experiments/replan_sweep",
+                 "experiments/ablations/${item}"):
+        for f in ("metrics.json",) + (() if "ablations" in name else ("summary.json",)):
+            assert outs[f"{name}/{f}"].get("cache") is False, f"{name}/{f}"
 
 
 def test_planned_path_and_frame():

@@ -46,8 +46,10 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
     status = subprocess.run(dvc + ["status", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
     assert json.loads(status.stdout) == {}, status.stdout
     metrics = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
-    assert "experiments/eval/summary.json" in metrics.stdout  # the summaries are the metrics, not metrics.json
+    assert "experiments/eval/headline.json" in metrics.stdout  # the headline and ablation summaries are the metrics
     assert "experiments/eval/metrics.json" not in metrics.stdout
+    table = subprocess.run(dvc + ["metrics", "show"], cwd=repo, env=env, capture_output=True, text=True, check=True)
+    assert max(map(len, table.stdout.splitlines())) <= 120, table.stdout  # fits a terminal
     plots = subprocess.run(dvc + ["plots", "show", "-o", str(tmp_path / "plots")], cwd=repo, env=env,
                            capture_output=True, text=True)
     assert plots.returncode == 0, plots.stderr

@@ -233,8 +233,8 @@ def _rate_ci(overall: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluation_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers to compare across runs (``summary.json``, the DVC metrics file) from what
-    ``a1 evaluate`` writes to ``metrics.json``:
+    """The few numbers to compare across runs (``summary.json``; ``dvc metrics show FILE`` reads it)
+    from what ``a1 evaluate`` writes to ``metrics.json``:
 
     * ``evaluate``: per row, the overall success rate and its 95% CI bounds
       (``a1.success``, ``a1.ci_low``, ``a1.ci_high``), plus the per-task rates of the first row,
@@ -255,6 +255,15 @@ def evaluation_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         if i == 0:
             out[name]["task"] = {t: v["success_rate"] for t, v in row["per_task"].items()}
     return numbers(out)
+
+
+def evaluation_headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The evaluated policy's overall success rate, its 95% CI bounds and the seconds the evaluation
+    took (``headline.json``, the DVC metrics file). The keys are those of an ablation's summary, so
+    ``dvc metrics show`` lines the pipeline's policy and the ablation variants up in one narrow table;
+    the reference rows and per-task rates stay in ``summary.json`` beside it."""
+    first = next(iter(metrics["rows"].values()))["overall"]
+    return numbers({**_rate_ci(first), "seconds": metrics.get("seconds")})
 
 
 def format_table(metrics: dict[str, Any]) -> str:

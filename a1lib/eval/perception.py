@@ -153,7 +153,7 @@ def future_errors(policy: Any, records: list[EpisodeRecord], every: int = 2) -> 
 
 
 def perception_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers to compare across runs (``summary.json``, the DVC metrics file) from what
+    """The few numbers to compare across runs (``summary.json``; ``dvc metrics show FILE`` reads it) from what
     ``a1 perception`` writes to ``metrics.json``: the localisation error in pixels of the gripper,
     the target and the goal (``localisation_px.gripper``), and per dynamic task the reduction of the
     imagined future's latent MSE against "the future equals now" (``futures_mse_reduction.<task>``)."""

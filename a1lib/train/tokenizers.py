@@ -7,7 +7,7 @@ from every instruction plus the scene QA strings, and writes (atomically, as one
     artifacts/tokenizer/image/            diffusers AutoencoderKL (safetensors) + image_tokenizer.json
     artifacts/tokenizer/text/tokenizer.json
     artifacts/tokenizer/metrics.json      held-out PSNR (overall and per source), timings, vocab size
-    artifacts/tokenizer/summary.json      the few numbers to compare (``tokenizer_summary``, DVC metrics)
+    artifacts/tokenizer/summary.json      the few numbers to compare (``tokenizer_summary``; ``dvc metrics show FILE``)
 
 Settings: the ``tokenizer`` section of params.yaml (``TokenizerConfig`` below), e.g.::
 
@@ -91,7 +91,7 @@ SUMMARY_KEYS = ("psnr_heldout_db", "psnr_objects_heldout_db", "train_seconds")
 
 
 def tokenizer_summary(metrics: dict[str, Any]) -> dict[str, float]:
-    """The few numbers to compare across runs (``summary.json``, the DVC metrics file) from the
+    """The few numbers to compare across runs (``summary.json``; ``dvc metrics show FILE`` reads it) from the
     tokenizer's ``metrics.json``: held-out PSNR over all pixels and over the object pixels, and the
     image tokenizer's training time. Missing or non-finite values are left out."""
     return {k: float(metrics[k]) for k in SUMMARY_KEYS

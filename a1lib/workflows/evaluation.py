@@ -12,6 +12,7 @@ from a1lib.eval.evaluate import (
     REFERENCES,
     EvalConfig,
     ReplanSweepConfig,
+    evaluation_headline,
     evaluation_summary,
     format_table,
     replan_sweep,
@@ -70,7 +71,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="params file; its `eval` section gives defaults")
     parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
     parser.add_argument("--out", default="experiments/eval",
-                        help="writes OUT/metrics.json, OUT/summary.json and OUT/gifs/")
+                        help="writes OUT/metrics.json, OUT/summary.json, OUT/headline.json and OUT/gifs/")
     parser.add_argument("--no-progress", action="store_true",
                         help="plain progress lines instead of a bar (the default when stderr is not a terminal)")
 
@@ -118,8 +119,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
             metrics = evaluate_policies(policies, tasks, episodes, **common)
             print(format_table(metrics))
     atomic_write_json(out / "metrics.json", metrics)
-    atomic_write_json(out / "summary.json", evaluation_summary(metrics))  # the DVC metrics file
-    print(f"wrote {out / 'metrics.json'} and {out / 'summary.json'}")
+    atomic_write_json(out / "summary.json", evaluation_summary(metrics))
+    written = ["metrics.json", "summary.json"]
+    if "rows" in metrics:  # a plain evaluation (not a sweep): the headline is the DVC metrics file
+        atomic_write_json(out / "headline.json", evaluation_headline(metrics))
+        written.append("headline.json")
+    print(f"wrote {', '.join(str(out / f) for f in written)}")
     return 0
 
 
@@ -142,7 +147,7 @@ def run_perception(args: argparse.Namespace) -> int:
                "localisation": localisation_errors(policy.model.vision, policy.processor, records),
                "futures": future_errors(policy, [r for r in records if r.task in DYNAMIC_TASKS])}
     atomic_write_json(Path(args.out) / "metrics.json", metrics)
-    atomic_write_json(Path(args.out) / "summary.json", perception_summary(metrics))  # the DVC metrics file
+    atomic_write_json(Path(args.out) / "summary.json", perception_summary(metrics))
     print(format_report(metrics))
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'summary.json'}")
     return 0

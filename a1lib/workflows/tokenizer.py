@@ -86,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
         image_tok.save(tmp / "image")
         save_text_tokenizer(text_tok, tmp / "text")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        atomic_write_json(tmp / "summary.json", tokenizer_summary(metrics))  # the DVC metrics file
+        atomic_write_json(tmp / "summary.json", tokenizer_summary(metrics))
 
     def db(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f}"

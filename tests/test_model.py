@@ -187,6 +187,22 @@ def test_total_loss_averages_where_losses_exist():
     assert torch.allclose(out["loss"], expect)
 
 
+@pytest.mark.parametrize("generation", ["full", "none"])
+def test_several_flow_draws_per_sample_average_single_draws(generation):
+    """draws=K runs only the action expert K times (the prefix and middle once); each draw's loss is
+    the one a single-draw pass with that (noise, time) gives, and a sample's loss is their mean."""
+    c = tiny(generation=generation)
+    model = sharpened(A1Model(c)).eval()  # eval: no random image shift, so every pass sees the same input
+    b = random_batch(c, 3, seed=2)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(3, 2, c.chunk_size, c.action_dim, generator=g)
+    t = torch.rand(3, 2, generator=g)
+    both = model(b, noise=noise.flatten(0, 1), time=t.flatten(), draws=2)
+    single = [model(b, noise=noise[:, k], time=t[:, k])["action"] for k in range(2)]
+    torch.testing.assert_close(both["action"], (single[0] + single[1]) / 2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(both["generation"], model(b, noise=noise[:, 0], time=t[:, 0])["generation"])
+
+
 # --- inference: fused cached == readable cached == uncached == eager --------------------------
 @pytest.mark.parametrize("generation", ["full", "none", "no_future_loss"])
 def test_kv_cache_matches_uncached_and_eager(generation):

@@ -76,3 +76,16 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
     claims = json.loads((repo / "experiments" / "claims.json").read_text())
     assert {c["verdict"] for c in claims} <= {"reproduced", "contradicted", "inconclusive", "no signal"} and len(claims) == 7
     assert "| foresight beats" in (repo / "figures" / "claims.md").read_text()
+
+    # scale-out at the ci preset: `a1 finetune` on two DDP processes (Lightning starts the second),
+    # then the policy it exported evaluated in one process
+    a1 = [sys.executable, "-m", "a1lib.workflows.cli"]
+    ddp = subprocess.run(a1 + ["finetune", "--devices", "2", "--steps", "6", "--out", str(tmp_path / "ddp"), "--no-progress"],
+                         cwd=repo, env=env, capture_output=True, text=True)
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    assert ddp.stdout.count("trained to step 6") == 1  # one report, from rank 0
+    evaluated = subprocess.run(a1 + ["evaluate", "--policy", str(tmp_path / "ddp" / "policy"), "--reference", "",
+                                     "--tasks", "ZipBag", "--episodes", "1", "--workers", "1", "--gifs-per-task", "0",
+                                     "--out", str(tmp_path / "ddp_eval")], cwd=repo, env=env, capture_output=True, text=True)
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp_eval" / "metrics.json").read_text())["rows"]["a1"]["overall"]["episodes"] == 1

@@ -210,3 +210,28 @@ def test_resume_after_sigkill(tmp_path):
     assert f"resumed_from={interrupted}" in done.stdout and "global_step=24" in done.stdout
     assert read_checkpoint(last)["global_step"] == 24
     assert (out / "policy" / "model.safetensors").exists()
+
+
+def test_processes_come_from_the_config_or_torchrun(monkeypatch):
+    from a1lib.train.trainer import processes
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert processes(small_cfg()).__dict__ == {"devices": 1, "nodes": 1, "strategy": "auto"}
+    assert processes(small_cfg(devices=2)).__dict__ == {"devices": 2, "nodes": 1, "strategy": "ddp"}
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun --nnodes 2 --nproc_per_node 2
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    p = processes(small_cfg())
+    assert (p.devices, p.nodes, p.world, p.strategy) == (2, 2, 4, "ddp")
+    with pytest.raises(ValueError, match="batch_size 6 .* does not split evenly over 4 processes"):
+        processes(small_cfg(batch_size=6))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU answer")
+def test_fsdp_on_cpu_is_refused_by_name():
+    from a1lib.train.trainer import processes
+
+    with pytest.raises(ValueError, match="fsdp.*CUDA GPUs only.*use strategy 'ddp'"):
+        processes(small_cfg(strategy="fsdp"))
+    with pytest.raises(ValueError, match="strategy 'deepspeed' not in"):
+        small_cfg(strategy="deepspeed")

@@ -324,11 +324,12 @@ class A1Model(nn.Module):
     # Training
     # ------------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
-                time: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict:
+                time: torch.Tensor | None = None, generator: torch.Generator | None = None, draws: int = 1) -> dict:
         """Losses of one batch. Returns per-sample "action", "generation", "understanding" (B,),
         zero where the loss does not apply, and "loss", the weighted total, each term averaged over
-        the samples where it exists. ``noise`` (B, H, A) and ``time`` (B,) fix the flow-matching
-        draw (else drawn from ``generator`` / the global RNG)."""
+        the samples where it exists. ``draws``: flow-matching (noise, time) draws per sample; the
+        action loss averages over them. ``noise`` (B draws, H, A) and ``time`` (B draws,) fix them
+        (else drawn from ``generator`` / the global RNG)."""
         c = self.config
         validate_batch(c, batch, "train")
         B = batch["image"].shape[0]
@@ -337,10 +338,12 @@ class A1Model(nn.Module):
         has_action = batch.get("has_action", torch.ones(B, dtype=torch.bool, device=dev)).bool()
         has_future = batch.get("has_future", torch.ones(B, dtype=torch.bool, device=dev)).bool()
         action_is_pad = batch.get("action_is_pad", torch.zeros(B, c.chunk_size, dtype=torch.bool, device=dev))
+        if draws > 1:  # sample b's draws are rows b * draws ... (b + 1) * draws - 1
+            actions, action_is_pad = actions.repeat_interleave(draws, 0), action_is_pad.repeat_interleave(draws, 0)
         if noise is None:
             noise = torch.randn(actions.shape, generator=generator, device=dev, dtype=actions.dtype)
         if time is None:
-            time = fm.sample_time(B, c.time_beta_alpha, generator=generator, device=dev).to(actions.dtype)
+            time = fm.sample_time(B * draws, c.time_beta_alpha, generator=generator, device=dev).to(actions.dtype)
         x_t, u_target = fm.interpolate(actions, noise, time)
 
         # --- the action pass: the prefix first (its grounding feeds the state token), then the middle
@@ -352,11 +355,21 @@ class A1Model(nn.Module):
         pre = self.prefix_pass(image, batch["lang_tokens"], layout)
         ground_logits, image_tokens = pre["logits"], pre["image_tokens"]
         state_in = self.state_inputs(batch["state"], ground_logits)
-        outs, _ = self.rest_pass(batch, layout, pre["cache"], state_in, x_t, time)
+        if draws == 1:
+            outs, _ = self.rest_pass(batch, layout, pre["cache"], state_in, x_t, time)
+            v = self.action_out(outs[-1][:, 1:])  # (B, H, A): skip the state token
+        else:  # the middle once; the suffix alone for every draw, reading the cache repeated per draw
+            outs, cache = self.rest_pass(batch, layout, pre["cache"], upto="middle")
+            sfx = layout.segments["suffix"]
 
-        v = self.action_out(outs[-1][:, 1:])  # (B, H, A): skip the state token
-        valid = (~action_is_pad.bool()).to(v.dtype)[:, :, None]  # (B, H, 1)
-        per_sample = ((v - u_target) ** 2 * valid).sum((1, 2)) / (valid.sum((1, 2)) * c.action_dim).clamp(min=1)
+            def rep(x):
+                return x.repeat_interleave(draws, 0)
+
+            v = self.suffix_velocity([(rep(k), rep(val)) for k, val in cache], rep(state_in), x_t, time,
+                                     rep(layout.att_2d()[:, None, sfx, :sfx.stop]), rep(layout.position_ids()[:, sfx]))
+        valid = (~action_is_pad.bool()).to(v.dtype)[:, :, None]  # (B draws, H, 1)
+        per_draw = ((v - u_target) ** 2 * valid).sum((1, 2)) / (valid.sum((1, 2)) * c.action_dim).clamp(min=1)
+        per_sample = per_draw.view(B, draws).mean(1)
         loss_action = torch.where(has_action, per_sample, torch.zeros_like(per_sample))
 
         loss_gen = torch.zeros(B, device=dev, dtype=v.dtype)
@@ -406,7 +419,8 @@ class A1Model(nn.Module):
         """Teacher-forced answer logits (B, La, V): position k predicts answer token k."""
         layout = understanding_layout(self.config.num_image_tokens, q_mask, a_mask)
         B = image_tokens.shape[0]
-        answer_in = torch.cat([self.answer_start.expand(B, -1, -1), self.text_embed(a_tokens[:, :-1])], 1)
+        # (* 1.0: the parameter's gradient is then its own tensor, not a slice of the cat's, as DDP's buckets want)
+        answer_in = torch.cat([self.answer_start.expand(B, -1, -1) * 1.0, self.text_embed(a_tokens[:, :-1])], 1)
         x = torch.cat([image_tokens, self.text_embed(q_tokens), answer_in], 1)
         (out,), _ = self.run_experts([("und", x)], layout.att_2d()[:, None], layout.position_ids())
         return self.lm_head(out[:, layout.segments["answer"]])

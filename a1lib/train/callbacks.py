@@ -7,10 +7,13 @@
 * ``SamplesPerSecond`` shows training throughput in the progress bar and logs it.
 * ``PlainProgress`` prints a plain progress line now and then (step/total, losses, samples/s, ETA)
   when the progress bar is off (``fit(progress=False)``, ``--no-progress`` under ``dvc repro``).
+* ``RunTrace`` records, per process, which samples it trained on at each step and which checkpoint
+  files it wrote (to check what DDP does).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -103,3 +106,31 @@ class PlainProgress(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if self.lines is not None:
             self.lines.close(values=lambda: self._values(trainer))
+
+
+class RunTrace(L.Callback):
+    """``FOLDER/rank{r}.jsonl``, what process r did: a line ``{"step", "source_id", "index"}`` per
+    training step (the batch's source ids and global frame indices) and a line ``{"step", "saved"}``
+    per checkpoint file it wrote itself (not merely took part in)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def _write(self, trainer, line: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / f"rank{trainer.global_rank}.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        io = trainer.strategy.checkpoint_io
+        save = io.save_checkpoint
+
+        def traced(checkpoint, path, *args, **kwargs):
+            save(checkpoint, path, *args, **kwargs)
+            self._write(trainer, {"step": int(checkpoint.get("global_step", -1)), "saved": Path(path).name})
+
+        io.save_checkpoint = traced
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._write(trainer, {"step": int(trainer.global_step), "source_id": batch["source_id"].tolist(),
+                              "index": batch["index"].tolist()})

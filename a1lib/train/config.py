@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "32", "bf16")
+STRATEGIES = ("auto", "ddp", "fsdp")
 
 
 @dataclass
 class TrainConfig:
     steps: int = 2000  # optimizer steps; a resumed run continues to the same count
-    batch_size: int = 32
+    batch_size: int = 32  # per optimizer step over all processes; each of N processes draws batch_size / N
     lr: float = 5e-4  # peak learning rate
     warmup_steps: int = 100  # linear warmup from 0
     min_lr: float = 5e-5  # cosine decays to this
@@ -27,6 +28,7 @@ class TrainConfig:
     precision: str = "auto"  # "auto": bf16 autocast where supported (CUDA bf16), else fp32
     source_weights: dict[str, float] = field(default_factory=lambda: {"sim": 0.72, "lab": 0.20, "human": 0.08})
     delta: int = 5  # future / history offset in frames (the policy stores it)
+    action_draws: int = 1  # flow-matching (noise, time) draws per sample; > 1 reruns only the action expert
     normalization: str = "mean_std"  # Normalizer mode for state / action
     binary_action_dims: tuple[int, ...] = ()  # on/off action entries the exported policy executes by sign
     init_vision: str | None = None  # a1 pretrain-vision output to start the vision path from (fresh models)
@@ -37,17 +39,23 @@ class TrainConfig:
     log_every: int = 10  # steps between logged rows
     checkpoint_every: int = 100  # steps between last.ckpt saves (atomic)
     seed: int = 0
+    devices: int = 0  # training processes per machine, one per device: 0 = torchrun's count, else 1
+    strategy: str = "auto"  # "auto" (ddp when there are several processes) | "ddp" | "fsdp" (CUDA only)
     num_workers: int = 0  # DataLoader workers (0 = in the main process)
     csv_logger: bool = True
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
         errors = []
-        for name in ("steps", "batch_size", "val_every", "log_every", "checkpoint_every", "delta"):
+        for name in ("steps", "batch_size", "val_every", "log_every", "checkpoint_every", "delta", "action_draws"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.schedule not in SCHEDULES:
             errors.append(f"schedule {self.schedule!r} not in {SCHEDULES}")
+        if self.strategy not in STRATEGIES:
+            errors.append(f"strategy {self.strategy!r} not in {STRATEGIES}")
+        if self.devices < 0:
+            errors.append(f"devices must be >= 0 (0: torchrun's process count, else 1), got {self.devices}")
         if str(self.precision) not in PRECISIONS:
             errors.append(f"precision {self.precision!r} not in {PRECISIONS}")
         if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:

@@ -1,13 +1,16 @@
 """The training data: three sources mixed by weight, windows turned into batches by A1Processor.
 
     sim  (randomised synthetic demos)   --\
-    lab  (real-robot stand-in demos)    ---> ConcatDataset --WeightedRandomSampler--> DataLoader
+    lab  (real-robot stand-in demos)    ---> ConcatDataset --weighted draws--> DataLoader
     human (egocentric video, no action) --/
 
 A source's weight is spread evenly over its frames, so a batch draws ``weight_s`` of its samples
 from source s whatever the sources' sizes (the original pretrains on a weighted mix the same way).
-Lightning wraps the sampler for DDP (each rank draws its own share). A few whole episodes per source
-are held out for the validation loss (windows never cross episodes, so nothing leaks).
+Under DDP every process makes the same draws (same seed) and takes its own part of each step's batch:
+step k of N processes sees exactly the samples of step k of one process, split N ways (the sharding
+is done here, not by Lightning's sampler wrapper, so that this holds by construction). A few whole
+episodes per source are held out for the validation loss (windows never cross episodes, so nothing
+leaks); N processes split them too.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from a1lib.constants import ACTION, IMAGE, STATE
 from a1lib.data import Normalizer, WindowedDataset
@@ -109,20 +112,39 @@ class A1DataModule(L.LightningDataModule):
         return torch.cat(parts)
 
     def train_dataloader(self) -> DataLoader:
-        trainer = getattr(self, "trainer", None)
-        start = int(trainer.global_step) if trainer is not None else 0
-        world = int(trainer.world_size) if trainer is not None else 1
-        # Seeded by the step we start at: a resumed run draws fresh (but reproducible) samples.
+        start = int(self.trainer.global_step) if self._trainer_attached() else 0
+        rank, world = self._process()
+        # Seeded by the step we start at: a resumed run draws fresh (but reproducible) samples. The
+        # draws are WeightedRandomSampler's (torch.multinomial with replacement), made on every process.
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + start)
         remaining = max(self.cfg.steps - start, 1)
-        sampler = WeightedRandomSampler(self.sample_weights(), num_samples=remaining * self.cfg.batch_size * world,
-                                        replacement=True, generator=g)
-        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=sampler,
+        b = self.per_process_batch()
+        draws = torch.multinomial(self.sample_weights(), remaining * self.cfg.batch_size, replacement=True, generator=g)
+        mine = draws.view(remaining, world, b)[:, rank].reshape(-1).tolist()  # (steps, processes, b): my column
+        return DataLoader(self.train_set, batch_size=b, sampler=mine,
                           collate_fn=A1Processor.collate, num_workers=self.cfg.num_workers,
                           persistent_workers=self.cfg.num_workers > 0, drop_last=True)
 
     def val_dataloader(self) -> DataLoader | list:
         if not self.val_parts or self.cfg.val_batches == 0:
             return []
-        return DataLoader(ConcatDataset(self.val_parts), batch_size=self.cfg.batch_size, shuffle=False,
-                          collate_fn=A1Processor.collate, num_workers=0)
+        rank, world = self._process()
+        val = ConcatDataset(self.val_parts)
+        return DataLoader(Subset(val, range(rank, len(val), world)), batch_size=self.per_process_batch(),
+                          shuffle=False, collate_fn=A1Processor.collate, num_workers=0)
+
+    def per_process_batch(self) -> int:
+        """``batch_size`` is per step over all processes; each of the trainer's N draws 1/N of it."""
+        world = self._process()[1]
+        if self.cfg.batch_size % world:
+            raise ValueError(f"batch_size {self.cfg.batch_size} does not split evenly over {world} processes")
+        return self.cfg.batch_size // world
+
+    def _trainer_attached(self) -> bool:
+        return getattr(self, "trainer", None) is not None
+
+    def _process(self) -> tuple[int, int]:
+        """(rank, number of processes) of the run this datamodule feeds: (0, 1) outside a trainer."""
+        if not self._trainer_attached():
+            return 0, 1
+        return int(self.trainer.global_rank), int(self.trainer.world_size)

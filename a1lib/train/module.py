@@ -9,6 +9,9 @@ not apply, plus the weighted total averaged over the samples where each term exi
 
 Here we log each term overall and per source (``train/action/sim`` ...), stop on a non-finite
 loss with a message naming the step and the sources, and optimise with AdamW + warmup + cosine.
+Under DDP each process sees part of the batch: the per-term, per-source sums and counts are summed
+over the processes before any mean is taken, so every process logs the same keys and values, those
+of the whole batch (rank 0 writes them).
 """
 
 from __future__ import annotations
@@ -53,33 +56,55 @@ class A1LightningModule(L.LightningModule):
         self.model_config = A1Config.from_dict(model_config)
         self.cfg = TrainConfig(**train_config)
         self.model = model if model is not None else A1Model(self.model_config)
+        self.logged_train_keys: set[str] = set()  # the same on every process: they come from reduced counts
 
     # -- losses -------------------------------------------------------------------------------------
     def _losses(self, batch: dict[str, torch.Tensor], stage: str, generator: torch.Generator | None = None):
-        out = self.model(batch, generator=generator)
+        out = self.model(batch, generator=generator, draws=self.cfg.action_draws if stage == "train" else 1)
         B = batch["image"].shape[0]
-        logs: dict[str, torch.Tensor] = {f"{stage}/loss": out["loss"].detach()}
         sid = batch["source_id"]
-        for term, flag in TERMS.items():
+        # (T, S + 1) sums and counts of each term's per-sample loss, per source and (last column) overall
+        sums = torch.zeros(len(TERMS), len(SOURCES) + 1, device=sid.device)
+        counts = torch.zeros_like(sums)
+        for i, (term, flag) in enumerate(TERMS.items()):
             has = batch.get(flag)
-            if has is None or not has.any():
+            if has is None:
                 continue
-            per = out[term].detach()
-            logs[f"{stage}/{term}"] = per[has].mean()
-            for k, name in enumerate(SOURCES):
+            per = out[term].detach().float()
+            for k in range(len(SOURCES)):
                 sel = has & (sid == k)
-                if sel.any():
-                    logs[f"{stage}/{term}/{name}"] = per[sel].mean()
-        return out, logs, B
+                sums[i, k], counts[i, k] = per[sel].sum(), sel.sum()
+            sums[i, -1], counts[i, -1] = per[has].sum(), has.sum()
+        loss = out["loss"].detach().float().reshape(1)
+        if self.trainer.world_size > 1:  # the whole batch's numbers on every process
+            loss, sums, counts = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (loss, sums, counts))
+            loss = loss / self.trainer.world_size
+        # Once a key has been logged in training it is logged at every step, NaN where this batch had
+        # no such sample: a key left out would show its last value again in the CSV. (Validation
+        # averages over the pass, so there a missing key is simply left out.)
+        means = sums / counts  # NaN where the count is 0
+        logs: dict[str, torch.Tensor] = {f"{stage}/loss": loss[0]}
+        for i, term in enumerate(TERMS):
+            for k, name in enumerate([*SOURCES, None]):
+                key = f"{stage}/{term}" + (f"/{name}" if name else "")
+                if counts[i, k] > 0 and stage == "train":
+                    self.logged_train_keys.add(key)
+                if counts[i, k] > 0 or key in self.logged_train_keys:
+                    logs[key] = means[i, k]
+        return out, logs, B * self.trainer.world_size
+
+    def on_train_start(self) -> None:
+        if self.trainer.world_size > 1:  # one seed everywhere would draw the same noise on every process
+            torch.manual_seed(self.cfg.seed * 1_000_003 + 7_919 * self.trainer.global_rank + self.trainer.global_step)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out, logs, B = self._losses(batch, "train")
         if not torch.isfinite(out["loss"]):
             self._raise_non_finite(out, batch)
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=B)
-        self.log("loss", out["loss"].detach(), prog_bar=True, on_step=True, logger=False, batch_size=B)
+        self.log("loss", logs["train/loss"], prog_bar=True, on_step=True, logger=False, batch_size=B)
         for term, short in (("action", "act"), ("generation", "gen")):
-            if f"train/{term}" in logs:
+            if torch.isfinite(logs.get(f"train/{term}", torch.tensor(float("nan")))):
                 self.log(short, logs[f"train/{term}"], prog_bar=True, on_step=True, logger=False, batch_size=B)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=B)
         return out["loss"]
@@ -102,7 +127,8 @@ class A1LightningModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         g = torch.Generator(device=batch["image"].device).manual_seed(10_000 + batch_idx)  # same draw every pass
         _, logs, B = self._losses(batch, "val", generator=g)
-        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=B)
+        # already the whole batch's numbers on every process; sync_dist only averages equal values
+        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=B, sync_dist=self.trainer.world_size > 1)
 
     # -- optimiser ----------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -7,7 +7,9 @@
         policy/                 the exported A1Policy (A1Policy.save_pretrained format)
 
 A killed run started again with the same ``out`` resumes from ``last.ckpt`` and stops at the same
-final step count. Everything that can be checked before training is: the checkpoint is readable
+final step count. Several processes (``TrainConfig.devices``, or ``torchrun --nproc_per_node N``) train
+with DDP: each draws ``batch_size / N`` of every step's batch, rank 0 alone writes the checkpoint,
+the logs and the policy. Everything that can be checked before training is: the checkpoint is readable
 and was made with the same model config; every dataset's features fit the model config; the
 normaliser and tokenizer fit it too.
 """
@@ -18,6 +20,7 @@ import contextlib
 import csv
 import dataclasses
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import A1Model
@@ -51,6 +55,57 @@ def lightning_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
     return {"32": "32-true", "bf16": "bf16-mixed"}[precision]
+
+
+@dataclass
+class Processes:
+    """Where a run's processes come from: ``devices`` per machine on ``nodes`` machines."""
+
+    devices: int
+    nodes: int
+    strategy: str  # a Lightning strategy name
+
+    @property
+    def world(self) -> int:
+        return self.devices * self.nodes
+
+
+def processes(cfg: TrainConfig) -> Processes:
+    """The processes of a run: ``cfg.devices`` (0: torchrun's ``LOCAL_WORLD_SIZE``, else 1) per
+    machine, as many machines as torchrun's ``WORLD_SIZE`` implies; DDP when there are several.
+    Clear errors for what cannot work: a batch that does not split evenly, FSDP without CUDA (Lightning
+    2.6 accepts FSDP on GPU accelerators only)."""
+    devices = cfg.devices or int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    nodes = max(int(os.environ.get("WORLD_SIZE", devices)) // devices, 1)
+    strategy = cfg.strategy
+    if strategy == "auto":
+        strategy = "ddp" if devices * nodes > 1 else "auto"
+    if strategy == "fsdp" and not torch.cuda.is_available():
+        raise ValueError("strategy 'fsdp': Lightning shards with FSDP on CUDA GPUs only; on CPU use strategy 'ddp'")
+    if cfg.batch_size % (devices * nodes):
+        raise ValueError(f"batch_size {cfg.batch_size} (per step, over all processes) does not split evenly "
+                         f"over {devices * nodes} processes")
+    return Processes(devices, nodes, strategy)
+
+
+def lightning_strategy(name: str):
+    """Our strategy name -> what Lightning's Trainer takes.
+
+    * ddp: some sub-passes run only for the samples that need them (QA, future, human video), so one
+      process can leave parameters unused that another uses: DDP must look for them each step.
+    * fsdp: one FSDP unit, the whole model (the MoT layer reads each expert's weights itself instead
+      of calling the decoder layers, so per-layer units would never be gathered); parameters,
+      gradients and AdamW state are sharded between steps and gathered for the forward pass;
+      ``use_orig_params`` keeps the parameter names the weight-decay groups are made from; the
+      checkpoint holds the full state dict, so it resumes and exports as any other.
+    """
+    if name == "ddp":
+        return "ddp_find_unused_parameters_true"
+    if name == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        return FSDPStrategy(use_orig_params=True, state_dict_type="full")
+    return name
 
 
 def check_resume(last: Path, config: A1Config) -> int:
@@ -111,6 +166,8 @@ class FitResult:
     resumed_from: int | None
     samples_per_s: float | None
     seconds: float
+    rank: int = 0  # of this process; only rank 0 wrote the checkpoint, the logs and the policy
+    world_size: int = 1
 
 
 def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor: A1Processor, out: str | Path,
@@ -124,13 +181,18 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
         raise ValueError("fit: the processor was built for a different A1Config")
     if init_model is not None and init_model.config.to_dict() != config.to_dict():
         raise CheckpointError("fit: the initial model's config differs from the training config")
+    procs = processes(cfg)
     datamodule = A1DataModule(datasets, processor, cfg)  # checks every dataset against the config
+    rank = rank_zero_only.rank  # from the launcher's environment, before any process group exists
     resumed_from = None
     if resume and last.exists():
         resumed_from = check_resume(last, config)
-        print(f"resuming from {last} (step {resumed_from} of {cfg.steps})")
-    elif last.exists():
+        if rank == 0:
+            print(f"resuming from {last} (step {resumed_from} of {cfg.steps})")
+    elif last.exists() and rank == 0:
         last.unlink()
+    if procs.world > 1 and not torch.cuda.is_available():  # CPU processes share the cores
+        torch.set_num_threads(min(torch.get_num_threads(), max(1, (os.cpu_count() or 1) // procs.devices)))
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = init_model if init_model is not None else A1Model(config)
@@ -154,7 +216,9 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
         callbacks.append(PlainProgress(every_n_steps=cfg.log_every, desc=out.name or "train"))
     with without_lightning_noise():
         trainer = L.Trainer(
-            accelerator="auto", devices="auto", strategy="auto",
+            accelerator="auto", devices=procs.devices, num_nodes=procs.nodes,
+            strategy=lightning_strategy(procs.strategy),
+            use_distributed_sampler=False,  # A1DataModule gives each process its part of every batch
             max_steps=cfg.steps, precision=lightning_precision(cfg.precision),
             gradient_clip_val=cfg.grad_clip, gradient_clip_algorithm="norm",
             val_check_interval=min(cfg.val_every, cfg.steps), check_val_every_n_epoch=None,
@@ -169,9 +233,13 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
     trainer.save_checkpoint(last, weights_only=False)  # the final state, whatever the checkpoint interval
     policy_dir = out / POLICY_DIR
     if trainer.is_global_zero:
-        model = module.model.to("cpu").float().eval()
+        # the weights of the resume point, whole: under FSDP the live parameters are only shards
+        model = A1Model(config)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in read_checkpoint(last)["state_dict"].items()})
+        model = model.float().eval()
         A1Policy(model, processor, delta=cfg.delta, binary_action_dims=cfg.binary_action_dims).save_pretrained(policy_dir)
-    return FitResult(policy_dir, last, int(trainer.global_step), resumed_from, rate.rate, time.time() - t0)
+    return FitResult(policy_dir, last, int(trainer.global_step), resumed_from, rate.rate, time.time() - t0,
+                     int(trainer.global_rank), trainer.world_size)
 
 
 def read_csv_log(run_dir: str | Path) -> dict[str, np.ndarray]:

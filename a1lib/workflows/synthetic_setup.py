@@ -27,6 +27,7 @@ from a1lib.data.synthetic import write_synthetic_dataset
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig, build_vae
 from a1lib.models.processor import A1Processor
+from a1lib.train.callbacks import RunTrace
 from a1lib.train.config import TrainConfig
 from a1lib.train.datamodule import build_normalizer
 from a1lib.train.trainer import fit
@@ -116,15 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=5)
     p.add_argument("--step-sleep", type=float, default=0.0, help="slow each step down (kill tests)")
     p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--devices", type=int, default=0, help="training processes (0: torchrun's count, else 1)")
+    p.add_argument("--strategy", default="auto", help="auto | ddp | fsdp")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trace", default=None, metavar="DIR", help="write DIR/rank{r}.jsonl: samples and checkpoint writes per process")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     setup = make_toy_setup(args.data or Path(args.out) / "data")
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=3e-3, warmup_steps=2, min_lr=3e-4,
                       checkpoint_every=args.checkpoint_every, val_every=max(args.steps // 2, 1), val_batches=1,
-                      log_every=1, delta=2)
+                      log_every=1, delta=2, devices=args.devices, strategy=args.strategy, seed=args.seed)
     processor = A1Processor(setup.config, setup.text_tokenizer, toy_normalizer(setup), setup.image_tokenizer,
                             latents=setup.latents, qa_fn=toy_qa)
-    callbacks = []
+    callbacks: list = [RunTrace(args.trace)] if args.trace else []
     if args.step_sleep > 0:
         class Sleep(L.Callback):
             def on_train_batch_end(self, *a, **k):
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         callbacks.append(Sleep())
     result = fit(setup.config, cfg, setup.datasets, processor, args.out, resume=not args.no_resume,
                  progress=False, extra_callbacks=callbacks)
-    print(f"done: global_step={result.global_step} resumed_from={result.resumed_from}")
+    if result.rank == 0:
+        print(f"done: global_step={result.global_step} resumed_from={result.resumed_from} world_size={result.world_size}")
     return 0
 
 

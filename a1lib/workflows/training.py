@@ -57,6 +57,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> N
                         help="override an A1Config field (JSON value), e.g. --model-set generation='\"none\"'")
     parser.add_argument("--no-resume", action="store_true", help="start over even if OUT/checkpoints/last.ckpt exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--devices", type=int, default=None,
+                        help="training processes (DDP), one per device; default: the section's `devices` "
+                             "(0: torchrun's --nproc_per_node, else 1). The batch is split over them")
+    parser.add_argument("--strategy", choices=("auto", "ddp", "fsdp"), default=None,
+                        help="default: the section's `strategy` ('auto': ddp with several processes; fsdp: CUDA only)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default). On a busy 2-core machine 1 is often much faster")
 
@@ -65,13 +70,16 @@ def _setup(args: argparse.Namespace, section: str) -> tuple[A1Config, TrainConfi
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     changes = parse_overrides(args.set, "--set")
-    if args.steps is not None:
-        changes["steps"] = args.steps
+    for name in ("steps", "devices", "strategy"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
     config = model_config(args.params, args.preset, parse_overrides(args.model_set, "--model-set"))
     return config, train_config(section, args.params, args.preset, changes)
 
 
 def _report(result: FitResult) -> None:
+    if result.rank != 0:  # one report per run, from the process that wrote the policy
+        return
     rate = f"{result.samples_per_s:.1f}" if result.samples_per_s else "n/a"
     print(f"trained to step {result.global_step} in {result.seconds:.0f} s ({rate} samples/s); "
           f"policy: {result.policy_dir}; resume point: {result.last_checkpoint}")

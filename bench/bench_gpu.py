@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     config = setup.config
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=3e-4, warmup_steps=5, min_lr=3e-5,
                       precision="bf16" if cuda else "32", checkpoint_every=args.steps, val_every=args.steps, val_batches=1,
-                      log_every=10, delta=2, num_workers=4 if cuda else 0, strategy=args.strategy)
+                      log_every=min(10, args.steps), delta=2, num_workers=4 if cuda else 0, strategy=args.strategy)
     processor = A1Processor(config, setup.text_tokenizer, toy_normalizer(setup), setup.image_tokenizer,
                             latents=setup.latents, qa_fn=toy_qa)
     result = fit(config, cfg, setup.datasets, processor, out / "run", resume=False, progress=False)

@@ -130,7 +130,8 @@ class A1DataModule(L.LightningDataModule):
             return []
         rank, world = self._process()
         val = ConcatDataset(self.val_parts)
-        return DataLoader(Subset(val, range(rank, len(val), world)), batch_size=self.per_process_batch(),
+        n = len(val) // world * world  # every process the same number of batches (they reduce together)
+        return DataLoader(Subset(val, range(rank, n, world)), batch_size=self.per_process_batch(),
                           shuffle=False, collate_fn=A1Processor.collate, num_workers=0)
 
     def per_process_batch(self) -> int:

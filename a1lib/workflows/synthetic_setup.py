@@ -119,14 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--devices", type=int, default=0, help="training processes (0: torchrun's count, else 1)")
     p.add_argument("--strategy", default="auto", help="auto | ddp | fsdp")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trace", default=None, metavar="DIR", help="write DIR/rank{r}.jsonl: samples and checkpoint writes per process")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     setup = make_toy_setup(args.data or Path(args.out) / "data")
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=3e-3, warmup_steps=2, min_lr=3e-4,
                       checkpoint_every=args.checkpoint_every, val_every=max(args.steps // 2, 1), val_batches=1,
-                      log_every=1, delta=2, devices=args.devices, strategy=args.strategy, seed=args.seed)
+                      log_every=1, delta=2, devices=args.devices, strategy=args.strategy)
     processor = A1Processor(setup.config, setup.text_tokenizer, toy_normalizer(setup), setup.image_tokenizer,
                             latents=setup.latents, qa_fn=toy_qa)
     callbacks: list = [RunTrace(args.trace)] if args.trace else []

@@ -58,6 +58,7 @@ def test_train_commands_change_one_thing_per_variant(tmp_path):
     assert set(json.loads(weights.split("=", 2)[2])) == {"sim", "human"}
     scratch = cmds("no_pretrain")
     assert [c[0] for c in scratch] == ["finetune"] and "--from-scratch" in scratch[0]
+    assert "--set=init_vision=artifacts/vision" in scratch[0]  # no robot pretraining, but the vision stage kept
 
 
 def test_bad_variant_and_config_are_named():

@@ -46,7 +46,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             model={"generation": "none"}, sweep=True),
     Variant("no_future_loss", "history latents kept, no future-prediction loss",
             model={"generation": "no_future_loss"}, sweep=True),
-    Variant("no_pretrain", "no pretraining: fine-tuned from scratch on the same lab demos", pretrain_sources=()),
+    Variant("no_pretrain", "no robot-data pretraining: fine-tuned on the same lab demos from the vision stage's weights only", pretrain_sources=()),
     Variant("data_sim", "pretrained on sim only", pretrain_sources=("sim",)),
     Variant("data_sim_human", "pretrained on sim + human video", pretrain_sources=("sim", "human")),
     Variant("data_sim_lab", "pretrained on sim + lab", pretrain_sources=("sim", "lab")),

@@ -75,13 +75,15 @@ def train_commands(variant: Variant, seed: int, out: Path, cfg: AblationConfig, 
     model_set = [f"--model-set=seed={seed}"] + [f"--model-set={k}={json.dumps(v)}" for k, v in variant.model.items()]
     seed_set = [f"--set=seed={seed}"]
     cmds = []
+    pretrain_cfg = load_section("pretrain", TrainConfig, path=params, preset=preset)
     if variant.pretrain_sources != ():
         weights = json.dumps(pretrain_weights(variant, params, preset), separators=(",", ":"))
         cmds.append(["pretrain", *common, "--out", str(out / "pretrain"), "--steps", str(cfg.pretrain_steps),
                      *seed_set, f"--set=source_weights={weights}", *model_set])
         init = ["--init", str(out / "pretrain" / "policy")]
-    else:
-        init = ["--from-scratch", *model_set]
+    else:  # no robot-data pretraining; the vision stage (our stand-in for a VLM's weights) is kept, as in the paper
+        vision = [f"--set=init_vision={pretrain_cfg.init_vision}"] if pretrain_cfg.init_vision else []
+        init = ["--from-scratch", *model_set, *vision]
     cmds.append(["finetune", *common, "--out", str(out / "finetune"), "--steps", str(cfg.finetune_steps),
                  *seed_set, *init])
     return cmds

@@ -58,9 +58,8 @@ DONE_FILE = "done.json"  # written when a training run finished: the exact comma
 # ---------------------------------------------------------------------------------------------
 # One seed: pretrain (unless no_pretrain) then fine-tune, through the ordinary commands
 # ---------------------------------------------------------------------------------------------
-def pretrain_weights(variant: Variant, params: str, preset: str | None) -> dict[str, float]:
+def pretrain_weights(variant: Variant, mix: dict[str, float]) -> dict[str, float]:
     """The preset's pretraining mix restricted to the variant's sources (the sampler renormalises)."""
-    mix = load_section("pretrain", TrainConfig, path=params, preset=preset).source_weights
     if variant.pretrain_sources is None:
         return dict(mix)
     missing = [s for s in variant.pretrain_sources if mix.get(s, 0.0) <= 0]
@@ -77,7 +76,7 @@ def train_commands(variant: Variant, seed: int, out: Path, cfg: AblationConfig, 
     cmds = []
     pretrain_cfg = load_section("pretrain", TrainConfig, path=params, preset=preset)
     if variant.pretrain_sources != ():
-        weights = json.dumps(pretrain_weights(variant, params, preset), separators=(",", ":"))
+        weights = json.dumps(pretrain_weights(variant, pretrain_cfg.source_weights), separators=(",", ":"))
         cmds.append(["pretrain", *common, "--out", str(out / "pretrain"), "--steps", str(cfg.pretrain_steps),
                      *seed_set, f"--set=source_weights={weights}", *model_set])
         init = ["--init", str(out / "pretrain" / "policy")]

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE", help="A1Config override (JSON value)")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--replan-every", type=int, default=5)
+    p.add_argument("--noise-scale", type=float, default=1.0,
+                   help="the A1 rung's sampling noise (the pipeline's finetune.noise_scale is 0.25; 1.0 keeps the "
+                        "ladder's recorded numbers comparable)")
     p.add_argument("--rungs", default="privileged,probe,a1")
     p.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     p.add_argument("--seed", type=int, default=0)
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         train_cfg = TrainConfig(steps=args.a1_steps, batch_size=args.batch_size, lr=5e-4,
                                 warmup_steps=min(100, args.a1_steps // 10), min_lr=5e-5, val_every=args.a1_steps,
                                 checkpoint_every=500, seed=args.seed, source_weights={"sim": 0.7, "lab": 0.3},
-                                binary_action_dims=(3, 4), init_vision=str(work / "vision"), freeze_vision=True)
+                                binary_action_dims=(3, 4), init_vision=str(work / "vision"), freeze_vision=True,
+                                noise_scale=args.noise_scale)
         processor = inputs.build_processor(config, train_cfg, datasets, text_tok, image_tok, work / "latents", normalizer)
         result = fit(config, train_cfg, datasets, processor, work / "a1", resume=False, progress=False)
         prep = time.time() - t

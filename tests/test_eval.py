@@ -65,6 +65,9 @@ def test_summaries_hold_only_the_numbers_to_compare():
              "per_task": {}, "seeds": "validation_seed(task, i)", "episodes_per_task": 5}
     values = assert_few_numbers(evaluation_summary(sweep))
     assert set(values) == {f"replan_{r}.{n}" for r in (1, 2, 5, 10) for n in ("a1", "privileged")}
+    sweep["noise_sweep"] = {str(x): {"a1": rows["a1"]["overall"]} for x in (0.0, 1.0)}
+    values = assert_few_numbers(evaluation_summary(sweep))
+    assert {"noise_0.0.a1", "noise_1.0.a1", "replan_2.privileged"} <= set(values) and len(values) == 10
 
     perception = {"domain": "lab", "seeds": "validation_seed", "episodes_per_task": 3,
                   "localisation": {"frames": 10, "unit": "pixels", "per_name": {

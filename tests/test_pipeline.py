@@ -59,6 +59,7 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
     assert set(evaluation["rows"]) == {"a1", "privileged", "expert", "random"}
     sweep = json.loads((repo / "experiments" / "replan_sweep" / "metrics.json").read_text())
     assert set(sweep["replan_sweep"]) == {"1", "5"}  # the ci preset's intervals
+    assert set(sweep["noise_sweep"]) == {"0.0", "1.0"} and set(sweep["noise_sweep"]["0.0"]) == {"a1"}
     perception = json.loads((repo / "experiments" / "perception" / "metrics.json").read_text())
     assert "localisation" in perception
 

@@ -148,3 +148,19 @@ def test_policy_checkpoint_errors(setup, processor, tmp_path):
     shutil.rmtree(tmp_path / "s" / "image_tokenizer")
     with pytest.raises(CheckpointError, match="image_tokenizer"):
         A1Policy.from_pretrained(tmp_path / "s")
+
+
+def test_policy_noise_scale_is_saved_and_zero_is_deterministic(setup, processor, tmp_path):
+    """noise_scale 0 starts every chunk's flow from zero: the seed no longer matters; the exported
+    scale travels in policy.json and an evaluation can override it."""
+    model = A1Model(setup.config)
+    mean = [A1Policy(model, processor, delta=2, seed=s, noise_scale=0.0).infer(obs_of(setup))["actions"] for s in (0, 1)]
+    np.testing.assert_array_equal(mean[0], mean[1])
+    drawn = [A1Policy(model, processor, delta=2, seed=s).infer(obs_of(setup))["actions"] for s in (0, 1)]
+    assert not np.array_equal(drawn[0], drawn[1])
+    A1Policy(model, processor, delta=2, noise_scale=0.0).save_pretrained(tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "policy.json").read_text())["noise_scale"] == 0.0
+    np.testing.assert_array_equal(A1Policy.from_pretrained(tmp_path / "p", seed=7).infer(obs_of(setup))["actions"], mean[0])
+    assert A1Policy.from_pretrained(tmp_path / "p", noise_scale=1.0).noise_scale == 1.0
+    with pytest.raises(ValueError, match="noise_scale must be >= 0"):
+        A1Policy(model, processor, delta=2, noise_scale=-1.0)

@@ -177,6 +177,9 @@ def test_clear_errors_before_training(setup, tmp_path):
     wrong = toy_model_config(action_dim=5)
     with pytest.raises(ProcessorError, match=r"action_dim=5|'action' have shape \(3,\), the model expects \(5,\)"):
         fit(wrong, small_cfg(), setup.datasets, processor_for(setup, wrong), tmp_path / "run2", progress=False)
+    with pytest.raises(ValueError, match="random, frozen vision path"):  # a fresh model cannot freeze what it never learned
+        fit(setup.config, small_cfg(freeze_vision=True), setup.datasets, proc, tmp_path / "run3", progress=False)
+    assert not (tmp_path / "run3").exists()
 
 
 @pytest.mark.slow

@@ -61,7 +61,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 # ---------------------------------------------------------------------------------------------
 # Workers: each process loads each policy once
 # ---------------------------------------------------------------------------------------------
-_POLICIES: dict[str, Any] = {}
+_POLICIES: dict[tuple[str, float | None], Any] = {}
 
 
 def _init_worker() -> None:
@@ -69,10 +69,10 @@ def _init_worker() -> None:
 
 
 def load_policy(spec: str = "shipped", seed: int = 0, imagine: bool = True, action_dim: int = 5,
-                horizon: int = 10) -> Any:
+                horizon: int = 10, noise_scale: float | None = None) -> Any:
     """The one policy loader: "shipped" (the committed cpu policy, policies/a1-cpu) | "expert" |
     "random" (``action_dim`` x ``horizon`` chunks) | a directory holding an A1Policy or a
-    PrivilegedPolicy."""
+    PrivilegedPolicy. ``noise_scale`` overrides an A1Policy's exported sampling (None: keep it)."""
     if spec == "expert":
         return ExpertPolicy()
     if spec == "random":
@@ -83,7 +83,7 @@ def load_policy(spec: str = "shipped", seed: int = 0, imagine: bool = True, acti
                                 "directory written by a1 finetune / a1 privileged)")
     if is_privileged_policy(path):
         return PrivilegedPolicy.from_pretrained(path)
-    return A1Policy.from_pretrained(path, imagine=imagine, seed=seed)
+    return A1Policy.from_pretrained(path, imagine=imagine, seed=seed, noise_scale=noise_scale)
 
 
 def policy_path(spec: str) -> Path:
@@ -104,9 +104,10 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
     if spec == "random":
         policy = load_policy("random", seed=seed % 2**31)  # a fresh stream per episode
     else:
-        if spec not in _POLICIES:
-            _POLICIES[spec] = load_policy(spec)
-        policy = _POLICIES[spec]
+        key = (spec, job.get("noise_scale"))
+        if key not in _POLICIES:
+            _POLICIES[key] = load_policy(spec, noise_scale=job.get("noise_scale"))
+        policy = _POLICIES[key]
         if hasattr(policy, "imagine"):
             policy.imagine = bool(job.get("gif"))  # decoding the future costs time: only for GIFs
     env = gym.make(f"a1lib/{task}-v0", domain=DOMAIN, image_size=job["image_size"], **job["env_kwargs"])
@@ -156,10 +157,11 @@ def summarise(results: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]
 def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str | Path | None = None,
              replan_every: int | None = None, workers: int = 2, env_kwargs: dict[str, Any] | None = None,
              gifs_per_task: int = 1, image_size: int = 64, progress: bool = True,
-             seed_set: str = "eval") -> dict[str, Any]:
+             seed_set: str = "eval", noise_scale: float | None = None) -> dict[str, Any]:
     """Rows ``name -> policy spec`` ("expert", "random", an A1Policy or a PrivilegedPolicy dir) on
     ``tasks`` x ``episodes``. ``seed_set="validation"`` runs on the validation seeds instead of the
-    evaluation seeds (for choosing how to evaluate, e.g. the replan interval)."""
+    evaluation seeds (for choosing how to evaluate, e.g. the replan interval). ``noise_scale``
+    overrides the sampling noise A1Policy rows were exported with (None: as exported)."""
     if seed_set not in ("eval", "validation"):
         raise ValueError(f"seed_set must be 'eval' or 'validation', got {seed_set!r}")
     unknown = [t for t in tasks if t not in TASKS]
@@ -180,7 +182,7 @@ def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str
                 gif = out / "gifs" / f"{name}_{task}{tag}_ep{i}.gif" if out is not None and i < gifs_per_task else None
                 jobs.append({"name": name, "policy": spec, "task": task, "episode": i, "image_size": size,
                              "env_kwargs": env_kwargs, "replan_every": replan_every, "gif": str(gif) if gif else None,
-                             "seed_set": seed_set})
+                             "seed_set": seed_set, "noise_scale": noise_scale})
     t0 = time.time()
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
@@ -197,6 +199,7 @@ def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str
         r["name"] = job["name"]
     metrics = {
         "domain": DOMAIN, "tasks": list(tasks), "episodes_per_task": episodes, "replan_every": replan_every,
+        "noise_scale": noise_scale,
         "env_kwargs": env_kwargs, "seeds": f"a1lib.data.seeds.{seed_set}_seed(task, i), i < episodes_per_task",
         "ci": "95% Wilson score interval", "seconds": time.time() - t0,
         "rows": {name: {"policy": spec, **summarise([r for r in results if r["name"] == name], tasks)}
@@ -239,12 +242,13 @@ def evaluation_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     * ``evaluate``: per row, the overall success rate and its 95% CI bounds
       (``a1.success``, ``a1.ci_low``, ``a1.ci_high``), plus the per-task rates of the first row,
       the evaluated policy (``a1.task.SortParts``, ...): 3 x rows + tasks numbers;
-    * ``replan_sweep``: the overall rate per interval and row (``replan_2.a1``);
+    * ``replan_sweep`` / ``noise_sweep``: the overall rate per interval / noise scale and row
+      (``replan_2.a1``, ``noise_0.0.a1``);
     * a speed sweep (``{"sweep": [...]}``): the overall rate per speed and row (``belt_speed_0.5.a1``).
     """
-    if "replan_sweep" in metrics:
-        return numbers({f"replan_{r}": {name: v["success_rate"] for name, v in rows.items()}
-                        for r, rows in metrics["replan_sweep"].items()})
+    if "replan_sweep" in metrics or "noise_sweep" in metrics:
+        return numbers({f"{kind}_{x}": {name: v["success_rate"] for name, v in rows.items()}
+                        for kind in ("replan", "noise") for x, rows in metrics.get(f"{kind}_sweep", {}).items()})
     if "sweep" in metrics:
         return numbers({"_".join(f"{k}_{v}" for k, v in block["env_kwargs"].items()):
                         {name: row["overall"]["success_rate"] for name, row in block["rows"].items()}
@@ -292,6 +296,7 @@ class ReplanSweepConfig:
 
     intervals: tuple[int, ...] = (1, 2, 5, 10)
     episodes: int = 10  # per task and interval, on the validation seeds
+    noise_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # A1 sampling noise, at eval.replan_every: how finetune.noise_scale was chosen
 
 
 def replan_sweep(policies: dict[str, str], tasks: list[str], intervals: list[int], episodes: int,
@@ -305,3 +310,20 @@ def replan_sweep(policies: dict[str, str], tasks: list[str], intervals: list[int
             "per_task": {str(r): {name: {t: v["successes"] for t, v in row["per_task"].items()}
                                   for name, row in b["rows"].items()} for r, b in zip(intervals, blocks)},
             "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}
+
+
+def noise_sweep(policies: dict[str, str], tasks: list[str], scales: list[float], episodes: int,
+                **common: Any) -> dict[str, Any]:
+    """Success of the A1Policy rows per sampling noise scale (0: the mean chunk, 1: N(0, I)), at
+    ``common["replan_every"]``, as written by ``a1 evaluate --noise-sweep``. Reference and
+    privileged rows draw no noise, so they are left out."""
+    rows = {n: s for n, s in policies.items() if s not in REFERENCES and not is_privileged_policy(policy_path(s))}
+    if not rows:
+        raise ValueError("noise sweep: no A1Policy row to sweep (give --policy)")
+    blocks = [evaluate(rows, tasks, episodes, **{**common, "noise_scale": float(x), "gifs_per_task": 0})
+              for x in scales]
+    return {"noise_sweep": {str(float(x)): {name: row["overall"] for name, row in b["rows"].items()}
+                            for x, b in zip(scales, blocks)},
+            "noise_per_task": {str(float(x)): {name: {t: v["successes"] for t, v in row["per_task"].items()}
+                                               for name, row in b["rows"].items()} for x, b in zip(scales, blocks)},
+            "noise_replan_every": common.get("replan_every"), "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}

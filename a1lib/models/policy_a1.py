@@ -64,7 +64,9 @@ class A1Policy:
 
     def __init__(self, model: A1Model, processor: A1Processor, delta: int = 5, imagine: bool = False,
                  seed: int = 0, num_steps: int | None = None, device: str | torch.device = "cpu",
-                 binary_action_dims: tuple[int, ...] = ()):
+                 binary_action_dims: tuple[int, ...] = (), noise_scale: float = 1.0):
+        if not noise_scale >= 0:
+            raise ValueError(f"A1Policy: noise_scale must be >= 0, got {noise_scale}")
         if processor.config is not model.config and processor.config.to_dict() != model.config.to_dict():
             raise CheckpointError("A1Policy: the processor's A1Config differs from the model's")
         self.model = model.eval()
@@ -75,6 +77,9 @@ class A1Policy:
         self.seed = int(seed)
         self.num_steps = num_steps
         self.binary_action_dims = tuple(int(d) for d in binary_action_dims)  # on/off commands: executed by sign
+        # The flow's starting point is noise_scale * N(0, I): 1 samples the learned distribution, 0 starts
+        # every chunk from zero (with one Euler step, exactly the predicted mean action chunk).
+        self.noise_scale = float(noise_scale)
         self.device = torch.device(device)
         self.model.to(self.device)
         if processor.image_tokenizer is not None:
@@ -86,7 +91,7 @@ class A1Policy:
                          "delta": self.delta, "generation": c.generation,
                          "image_shape": [c.image_size, c.image_size, 3], "camera_keys": [IMAGE, IMAGE_PAST],
                          "state_dim": c.state_dim, "action_range": list(ACTION_RANGE),
-                         "binary_action_dims": list(self.binary_action_dims)}
+                         "binary_action_dims": list(self.binary_action_dims), "noise_scale": self.noise_scale}
 
     # -- the Policy interface ---------------------------------------------------------------------
     def reset(self) -> None:
@@ -97,7 +102,8 @@ class A1Policy:
     def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
         c = self.config
         batch = {k: v.to(self.device) for k, v in self.processor.observation_batch(obs).items()}
-        noise = torch.randn(1, c.chunk_size, c.action_dim, generator=self._generator).to(self.device)
+        noise = self.noise_scale * torch.randn(1, c.chunk_size, c.action_dim, generator=self._generator)  # drawn even at 0: one stream
+        noise = noise.to(self.device)
         # Batch-1 matrices (widths ~100, ~10 rows) are too small to split over cores: on CPU one
         # thread is faster. Restored afterwards, so the rest of the process keeps its setting.
         threads = torch.get_num_threads()
@@ -127,13 +133,16 @@ class A1Policy:
                 self.processor.image_tokenizer.save(tmp / IMAGE_TOKENIZER_DIR)
             meta = {"format": FORMAT, "delta": self.delta, "chunk_size": self.config.chunk_size,
                     "special_tokens": {k: v for k, v in special.items() if isinstance(v, str)},
-                    "qa_seed": self.processor.seed, "binary_action_dims": list(self.binary_action_dims)}
+                    "qa_seed": self.processor.seed, "binary_action_dims": list(self.binary_action_dims),
+                    "noise_scale": self.noise_scale}
             (tmp / POLICY_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
-                        imagine: bool = False, seed: int = 0, num_steps: int | None = None) -> "A1Policy":
+                        imagine: bool = False, seed: int = 0, num_steps: int | None = None,
+                        noise_scale: float | None = None) -> "A1Policy":
+        """``noise_scale=None``: the sampling the policy was exported with (policy.json; 1.0 if absent)."""
         directory = Path(directory)
         if not directory.is_dir():
             raise CheckpointError(f"{directory}: not a directory (expected an A1Policy saved by save_pretrained)")
@@ -177,7 +186,8 @@ class A1Policy:
         except ValueError as e:
             raise CheckpointError(f"{directory}: {e}") from e
         return cls(model, processor, delta=int(meta["delta"]), imagine=imagine, seed=seed, num_steps=num_steps,
-                   device=device, binary_action_dims=tuple(meta.get("binary_action_dims", ())))
+                   device=device, binary_action_dims=tuple(meta.get("binary_action_dims", ())),
+                   noise_scale=float(meta.get("noise_scale", 1.0) if noise_scale is None else noise_scale))
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())

@@ -31,6 +31,7 @@ class TrainConfig:
     action_draws: int = 1  # flow-matching (noise, time) draws per sample; > 1 reruns only the action expert
     normalization: str = "mean_std"  # Normalizer mode for state / action
     binary_action_dims: tuple[int, ...] = ()  # on/off action entries the exported policy executes by sign
+    noise_scale: float = 1.0  # the exported policy's flow starts from noise_scale * N(0, I) (0: the mean chunk)
     init_vision: str | None = None  # a1 pretrain-vision output to start the vision path from (fresh models)
     freeze_vision: bool = False  # keep the conv trunk and grounding head fixed (they learned in pretrain-vision)
     val_episodes: int = 1  # episodes held out per source for the validation loss
@@ -60,6 +61,8 @@ class TrainConfig:
             errors.append(f"precision {self.precision!r} not in {PRECISIONS}")
         if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
             errors.append(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr} min_lr={self.min_lr}")
+        if not self.noise_scale >= 0:
+            errors.append(f"noise_scale must be >= 0, got {self.noise_scale}")
         if self.warmup_steps < 0 or self.val_episodes < 0 or self.val_batches < 0 or self.num_workers < 0:
             errors.append("warmup_steps, val_episodes, val_batches, num_workers must be >= 0")
         unknown = sorted(set(self.source_weights) - {"sim", "lab", "human"})

@@ -181,6 +181,9 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
         raise ValueError("fit: the processor was built for a different A1Config")
     if init_model is not None and init_model.config.to_dict() != config.to_dict():
         raise CheckpointError("fit: the initial model's config differs from the training config")
+    if cfg.freeze_vision and init_model is None and not cfg.init_vision:
+        raise ValueError("freeze_vision with a fresh model and no init_vision would train around a random, frozen "
+                         "vision path: set init_vision (a1 pretrain-vision's output) or freeze_vision: false")
     procs = processes(cfg)
     datamodule = A1DataModule(datasets, processor, cfg)  # checks every dataset against the config
     rank = rank_zero_only.rank  # from the launcher's environment, before any process group exists
@@ -237,7 +240,8 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
         model = A1Model(config)
         model.load_state_dict({k.removeprefix("model."): v for k, v in read_checkpoint(last)["state_dict"].items()})
         model = model.float().eval()
-        A1Policy(model, processor, delta=cfg.delta, binary_action_dims=cfg.binary_action_dims).save_pretrained(policy_dir)
+        A1Policy(model, processor, delta=cfg.delta, binary_action_dims=cfg.binary_action_dims,
+                 noise_scale=cfg.noise_scale).save_pretrained(policy_dir)
     return FitResult(policy_dir, last, int(trainer.global_step), resumed_from, rate.rate, time.time() - t0,
                      int(trainer.global_rank), trainer.world_size)
 

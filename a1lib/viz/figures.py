@@ -141,23 +141,29 @@ def plot_perception(perception: dict[str, Any], out: str | Path) -> Path:
 
 
 def plot_replan_sweep(sweep: dict[str, Any], out: str | Path) -> Path:
-    """Success on the validation seeds against the replan interval, one line per row."""
-    intervals = sorted(sweep["replan_sweep"], key=int)
-    rows = list(sweep["replan_sweep"][intervals[0]])
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for name in rows:
-        o = [sweep["replan_sweep"][r][name] for r in intervals]
-        rate = np.array([v["success_rate"] for v in o])
-        lo, hi = np.array([v["ci95"][0] for v in o]), np.array([v["ci95"][1] for v in o])
-        ax.errorbar([int(r) for r in intervals], rate, yerr=[rate - lo, hi - rate], marker="o", capsize=3,
-                    color=ROW_COLORS.get(name), label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks([int(r) for r in intervals], intervals)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("actions executed per chunk (replan interval)")
-    ax.set_ylabel("success (validation seeds, 95% CI)")
-    ax.set_title(f"choosing the replan interval ({sweep['episodes_per_task']} episodes per task)", fontsize=9)
-    ax.legend(fontsize=8)
+    """Success on the validation seeds against the replan interval, one line per row; with a noise
+    sweep in ``sweep``, a second panel: the A1 row against its sampling noise scale."""
+    panels = [p for p in (
+        ("replan_sweep", "actions executed per chunk (replan interval)", "choosing the replan interval"),
+        ("noise_sweep", f"sampling noise scale (replan every {sweep.get('noise_replan_every')})",
+         "choosing the sampling noise")) if p[0] in sweep]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    for ax, (key, xlabel, title) in zip(axes[0], panels):
+        xs = sorted(sweep[key], key=float)
+        for name in sweep[key][xs[0]]:
+            o = [sweep[key][x][name] for x in xs]
+            rate = np.array([v["success_rate"] for v in o])
+            lo, hi = np.array([v["ci95"][0] for v in o]), np.array([v["ci95"][1] for v in o])
+            ax.errorbar([float(x) for x in xs], rate, yerr=[rate - lo, hi - rate], marker="o", capsize=3,
+                        color=ROW_COLORS.get(name), label=name)
+        if key == "replan_sweep":
+            ax.set_xscale("log", base=2)
+        ax.set_xticks([float(x) for x in xs], [f"{float(x):g}" for x in xs])
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("success (validation seeds, 95% CI)")
+        ax.set_title(f"{title} ({sweep['episodes_per_task']} episodes per task)", fontsize=9)
+        ax.legend(fontsize=8)
     return _save(fig, out)
 
 
@@ -176,14 +182,21 @@ def perception_table(perception: dict[str, Any]) -> str:
 
 
 def sweep_table(sweep: dict[str, Any]) -> str:
-    intervals = sorted(sweep["replan_sweep"], key=int)
-    rows = list(sweep["replan_sweep"][intervals[0]])
-    lines = ["| replan every | " + " | ".join(rows) + " |", "|---|" + "---|" * len(rows)]
-    for r in intervals:
-        cells = [f"{v['success_rate']:.0%} ({v['successes']}/{v['episodes']})"
-                 for v in (sweep["replan_sweep"][r][n] for n in rows)]
-        lines.append(f"| {r} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """The replan sweep (and the noise sweep, if there is one) as markdown tables."""
+    tables = []
+    for key, head in (("replan_sweep", "replan every"),
+                      ("noise_sweep", f"noise scale (replan every {sweep.get('noise_replan_every')})")):
+        if key not in sweep:
+            continue
+        xs = sorted(sweep[key], key=float)
+        rows = list(sweep[key][xs[0]])
+        lines = [f"| {head} | " + " | ".join(rows) + " |", "|---|" + "---|" * len(rows)]
+        for x in xs:
+            cells = [f"{v['success_rate']:.0%} ({v['successes']}/{v['episodes']})"
+                     for v in (sweep[key][x][n] for n in rows)]
+            lines.append(f"| {float(x):g} | " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines) + "\n")
+    return "\n".join(tables)
 
 
 def _save(fig, out: str | Path) -> Path:

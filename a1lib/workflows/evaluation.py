@@ -15,6 +15,7 @@ from a1lib.eval.evaluate import (
     evaluation_headline,
     evaluation_summary,
     format_table,
+    noise_sweep,
     replan_sweep,
     speed_sweep,
 )
@@ -60,9 +61,14 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replan-sweep", default=None, nargs="?", const="params", metavar="N,N,...",
                         help="evaluate once per replan interval (use with --seed-set validation) and write the "
                              "sweep; without a value, the intervals and episodes of params `replan_sweep`")
+    parser.add_argument("--noise-sweep", default=None, nargs="?", const="params", metavar="S,S,...",
+                        help="evaluate the A1 row once per sampling noise scale (with --seed-set validation; "
+                             "combinable with --replan-sweep); without a value, params `replan_sweep.noise_scales`")
     parser.add_argument("--tasks", default=None, help="comma-separated tasks (default: all ten)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per task (default: params eval.episodes or 10)")
     parser.add_argument("--replan-every", type=int, default=None, help="actions executed per chunk (default: params or the whole chunk)")
+    parser.add_argument("--noise-scale", type=float, default=None,
+                        help="sample A1 rows from noise_scale * N(0, I) (0: the mean chunk; default: as exported)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: params or 2)")
     parser.add_argument("--gifs-per-task", type=int, default=None, help="rollout GIFs per task and row (default 1)")
     parser.add_argument("--belt-speed", default=None, help="comma-separated belt speeds: a speed sweep")
@@ -96,17 +102,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("nothing to evaluate: give --policy and/or --reference")
     out = Path(args.out)
     common = dict(replan_every=replan, workers=workers, gifs_per_task=gifs, image_size=args.image_size, out=out,
-                  seed_set=args.seed_set, progress=not args.no_progress and sys.stderr.isatty())
-    if args.replan_sweep:
-        if args.replan_sweep == "params":
-            sweep = load_section("replan_sweep", ReplanSweepConfig, path=args.params, preset=args.preset)
-            intervals, episodes = list(sweep.intervals), args.episodes or sweep.episodes
-        else:
-            intervals = [int(v) for v in args.replan_sweep.split(",")]
-        metrics = replan_sweep(policies, tasks, intervals, episodes, **common)
-        for r in intervals:
-            print(f"replan every {r}: " + ", ".join(f"{n} {v['successes']}/{v['episodes']}"
-                                                    for n, v in metrics["replan_sweep"][str(r)].items()))
+                  seed_set=args.seed_set, noise_scale=args.noise_scale,
+                  progress=not args.no_progress and sys.stderr.isatty())
+    if args.replan_sweep or args.noise_sweep:
+        sweep = load_section("replan_sweep", ReplanSweepConfig, path=args.params, preset=args.preset)
+        if "params" in (args.replan_sweep, args.noise_sweep):
+            episodes = args.episodes or sweep.episodes
+        metrics = {}
+        if args.replan_sweep:
+            intervals = (list(sweep.intervals) if args.replan_sweep == "params"
+                         else [int(v) for v in args.replan_sweep.split(",")])
+            metrics.update(replan_sweep(policies, tasks, intervals, episodes, **common))
+            for r in intervals:
+                print(f"replan every {r}: " + ", ".join(f"{n} {v['successes']}/{v['episodes']}"
+                                                        for n, v in metrics["replan_sweep"][str(r)].items()))
+        if args.noise_sweep:
+            scales = (list(sweep.noise_scales) if args.noise_sweep == "params"
+                      else [float(v) for v in args.noise_sweep.split(",")])
+            if not scales:
+                raise ValueError("--noise-sweep: no scales (params replan_sweep.noise_scales is empty; give S,S,...)")
+            metrics.update(noise_sweep(policies, tasks, scales, episodes, **common))
+            for x in scales:
+                print(f"noise scale {x:g}: " + ", ".join(f"{n} {v['successes']}/{v['episodes']}"
+                                                         for n, v in metrics["noise_sweep"][str(float(x))].items()))
     else:
         speeds = {k: [float(v) for v in s.split(",")] for k, s in (("belt_speed", args.belt_speed),
                                                                     ("turntable_speed", args.turntable_speed)) if s}
@@ -133,6 +151,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 def add_perception_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, help="A1Policy directory")
+    parser.add_argument("--noise-sweep", default=None, nargs="?", const="params", metavar="S,S,...",
+                        help="evaluate the A1 row once per sampling noise scale (with --seed-set validation; "
+                             "combinable with --replan-sweep); without a value, params `replan_sweep.noise_scales`")
     parser.add_argument("--tasks", default=None, help="comma-separated tasks for localisation (default: all ten)")
     parser.add_argument("--episodes", type=int, default=3, help="validation episodes per task (default 3)")
     parser.add_argument("--out", default="experiments/perception", help="writes OUT/metrics.json and OUT/summary.json")

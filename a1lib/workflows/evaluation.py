@@ -151,9 +151,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 def add_perception_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, help="A1Policy directory")
-    parser.add_argument("--noise-sweep", default=None, nargs="?", const="params", metavar="S,S,...",
-                        help="evaluate the A1 row once per sampling noise scale (with --seed-set validation; "
-                             "combinable with --replan-sweep); without a value, params `replan_sweep.noise_scales`")
     parser.add_argument("--tasks", default=None, help="comma-separated tasks for localisation (default: all ten)")
     parser.add_argument("--episodes", type=int, default=3, help="validation episodes per task (default 3)")
     parser.add_argument("--out", default="experiments/perception", help="writes OUT/metrics.json and OUT/summary.json")

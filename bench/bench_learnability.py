@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--replan-every", type=int, default=5)
     p.add_argument("--noise-scale", type=float, default=1.0,
-                   help="the A1 rung's sampling noise (the pipeline's finetune.noise_scale is 0.25; 1.0 keeps the "
+                   help="the A1 rung's sampling noise (the cpu pipeline's finetune.noise_scale is 0; 1.0 keeps the "
                         "ladder's recorded numbers comparable)")
     p.add_argument("--rungs", default="privileged,probe,a1")
     p.add_argument("--out", default=None, help="work folder (default: a temporary one)")

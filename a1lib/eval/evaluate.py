@@ -271,11 +271,12 @@ def evaluation_headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_table(metrics: dict[str, Any]) -> str:
-    lines = [f"{'row':<10}{'task':<20}{'success':>9}{'95% CI':>16}"]
+    w = max(len(name) for name in ["row", *metrics["rows"]]) + 2  # "privileged" must not run into the task
+    lines = [f"{'row':<{w}}{'task':<20}{'success':>9}{'95% CI':>16}"]
     for name, row in metrics["rows"].items():
         for task, v in [*row["per_task"].items(), ("(all)", row["overall"])]:
             lo, hi = v["ci95"]
-            lines.append(f"{name:<10}{task:<20}{v['successes']:>4}/{v['episodes']:<4}  [{lo:5.2f}, {hi:5.2f}]")
+            lines.append(f"{name:<{w}}{task:<20}{v['successes']:>4}/{v['episodes']:<4}  [{lo:5.2f}, {hi:5.2f}]")
     return "\n".join(lines)
 
 
@@ -299,16 +300,22 @@ class ReplanSweepConfig:
     noise_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # A1 sampling noise, at eval.replan_every: how finetune.noise_scale was chosen
 
 
+def _by_setting(keys: list[str], blocks: list[dict]) -> tuple[dict, dict]:
+    """One sweep's results keyed by setting: each row's overall rate, and its successes per task."""
+    overall = {k: {name: row["overall"] for name, row in b["rows"].items()} for k, b in zip(keys, blocks)}
+    per_task = {k: {name: {t: v["successes"] for t, v in row["per_task"].items()} for name, row in b["rows"].items()}
+                for k, b in zip(keys, blocks)}
+    return overall, per_task
+
+
 def replan_sweep(policies: dict[str, str], tasks: list[str], intervals: list[int], episodes: int,
                  **common: Any) -> dict[str, Any]:
     """Success per replan interval (``common``: the keyword arguments of ``evaluate``), as written by
     ``a1 evaluate --replan-sweep``: overall rates and successes per task, per interval and row."""
     blocks = [evaluate(policies, tasks, episodes, **{**common, "replan_every": r, "gifs_per_task": 0})
               for r in intervals]
-    return {"replan_sweep": {str(r): {name: row["overall"] for name, row in b["rows"].items()}
-                             for r, b in zip(intervals, blocks)},
-            "per_task": {str(r): {name: {t: v["successes"] for t, v in row["per_task"].items()}
-                                  for name, row in b["rows"].items()} for r, b in zip(intervals, blocks)},
+    overall, per_task = _by_setting([str(r) for r in intervals], blocks)
+    return {"replan_sweep": overall, "per_task": per_task,
             "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}
 
 
@@ -322,8 +329,6 @@ def noise_sweep(policies: dict[str, str], tasks: list[str], scales: list[float],
         raise ValueError("noise sweep: no A1Policy row to sweep (give --policy)")
     blocks = [evaluate(rows, tasks, episodes, **{**common, "noise_scale": float(x), "gifs_per_task": 0})
               for x in scales]
-    return {"noise_sweep": {str(float(x)): {name: row["overall"] for name, row in b["rows"].items()}
-                            for x, b in zip(scales, blocks)},
-            "noise_per_task": {str(float(x)): {name: {t: v["successes"] for t, v in row["per_task"].items()}
-                                               for name, row in b["rows"].items()} for x, b in zip(scales, blocks)},
+    overall, per_task = _by_setting([str(float(x)) for x in scales], blocks)
+    return {"noise_sweep": overall, "noise_per_task": per_task,
             "noise_replan_every": common.get("replan_every"), "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}

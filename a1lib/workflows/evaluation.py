@@ -204,7 +204,7 @@ def run_figures(args: argparse.Namespace) -> int:
     if Path(args.sweep).is_file():
         sweep = json.loads(Path(args.sweep).read_text())
         written.append(plot_replan_sweep(sweep, out / "replan_sweep.png"))
-        text += "\n## Replan interval (validation seeds)\n\n" + sweep_table(sweep)
+        text += "\n## Replan interval and sampling noise (validation seeds)\n\n" + sweep_table(sweep)
     table = out / "results.md"
     atomic_write_text(table, text)
     for path in written + [table]:

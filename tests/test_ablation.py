@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from a1lib.eval.ablation import VARIANTS, AblationConfig, get_variant, pool_seeds
+from a1lib.eval.ablation import VARIANTS, AblationConfig, TaskGroup, expected_seconds, get_variant, parse_run, pool_seeds
 from a1lib.eval.claims import (
     CLAIMS,
     claims_table,
@@ -20,36 +20,46 @@ from a1lib.workflows.ablation import train_commands
 ALL = ["SortParts", "PlaceFlower", "ExpressSorting", "IngredientPicking"]
 
 
-def fake_result(name, successes, episodes=10, loss=0.5):
+def fake_result(group, name, successes, episodes=10, loss=0.5, tasks=ALL):
     """A metrics.json as `a1 ablation run` writes it, with `successes[task]` of `episodes` per task."""
-    per_task = {t: {"successes": successes.get(t, 0), "episodes": episodes} for t in ALL}
+    per_task = {t: {"successes": successes.get(t, 0), "episodes": episodes} for t in tasks}
     half = {t: {"successes": v["successes"] // 2, "episodes": episodes // 2} for t, v in per_task.items()}
     rest = {t: {"successes": v["successes"] - half[t]["successes"], "episodes": episodes - episodes // 2}
             for t, v in per_task.items()}
-    return {"variant": name, "per_task": per_task, "val_action_loss": loss,
+    return {"group": group, "variant": name, "tasks": list(tasks), "per_task": per_task, "val_action_loss": loss,
             "per_seed": {"seed0": {"per_task": half}, "seed1": {"per_task": rest}}}
 
 
-def test_params_variants_and_claims_name_real_variants():
+def test_params_runs_and_claims_name_real_groups_and_variants():
+    from a1lib.workflows.params import load_section
+
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert params["ablations"] == list(VARIANTS)
+    runs = [parse_run(r) for r in params["ablations"]]
+    assert {v.name for _, v in runs} <= set(VARIANTS)
+    for name, (group, variant) in zip(params["ablations"], runs):  # the stage's params dep names the group
+        assert params["ablations"][name] == {"group": group, "variant": variant.name}, name
+    for preset in ("ci", "cpu", "gpu"):
+        cfg = load_section("ablation", AblationConfig, path=ROOT / "params.yaml", preset=preset)
+        assert {g for g, _ in runs} <= set(cfg.groups), preset
+    run_names = set(params["ablations"])
     for c in CLAIMS:
         assert c.better in VARIANTS and c.worse in VARIANTS
-    for preset in ("ci", "cpu", "gpu"):
-        AblationConfig(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in params["presets"][preset]["ablation"].items()})
+        if c.group != "all":  # the ten-task claim is out of the budget: reported as not run
+            assert {f"{c.group}-{c.better}", f"{c.group}-{c.worse}"} <= run_names, c.text
 
 
 def test_train_commands_change_one_thing_per_variant(tmp_path):
-    cfg = AblationConfig(seeds=(3,), pretrain_steps=7, finetune_steps=5)
+    group = TaskGroup(tasks=("PlaceFlower", "ZipBag"), seeds=(3,), pretrain_steps=7, finetune_steps=5)
     common = ["--params", str(ROOT / "params.yaml"), "--preset", "cpu"]
 
     def cmds(name):
-        return train_commands(get_variant(name), 3, tmp_path, cfg, common, str(ROOT / "params.yaml"), "cpu")
+        return train_commands(get_variant(name), 3, tmp_path, group, common, str(ROOT / "params.yaml"), "cpu")
 
     full = cmds("a1_full")
     assert [c[0] for c in full] == ["pretrain", "finetune"]
     assert "--steps" in full[0] and full[0][full[0].index("--steps") + 1] == "7"
+    for cmd in full:  # both stages train on the group's tasks only
+        assert '--set=tasks=["PlaceFlower","ZipBag"]' in cmd
     assert "--set=seed=3" in full[0] and "--model-set=seed=3" in full[0]
     assert "--init" in full[1] and "--from-scratch" not in full[1]
     assert '--model-set=generation="none"' in cmds("pi0_style")[0]
@@ -64,10 +74,31 @@ def test_train_commands_change_one_thing_per_variant(tmp_path):
 def test_bad_variant_and_config_are_named():
     with pytest.raises(ValueError, match="unknown ablation variant 'nope'"):
         get_variant("nope")
-    with pytest.raises(ValueError, match="seeds"):
-        AblationConfig(seeds=(0, 0))
-    with pytest.raises(ValueError, match="pretrain_steps"):
-        AblationConfig(pretrain_steps=0)
+    with pytest.raises(ValueError, match="not '<group>-<variant>'"):
+        parse_run("a1_full")
+    assert parse_run("dynamic-no_pretrain") == ("dynamic", VARIANTS["no_pretrain"])
+    with pytest.raises(ValueError, match="groups.dyn: seeds"):
+        AblationConfig(groups={"dyn": {"tasks": ["ZipBag"], "seeds": [0, 0]}})
+    with pytest.raises(ValueError, match="groups.dyn: pretrain_steps"):
+        AblationConfig(groups={"dyn": {"tasks": ["ZipBag"], "pretrain_steps": 0}})
+    with pytest.raises(ValueError, match="task names.*'Zip'"):
+        AblationConfig(groups={"dyn": {"tasks": ["Zip"]}})
+    with pytest.raises(ValueError, match="unknown key.*'steps'"):
+        AblationConfig(groups={"dyn": {"tasks": ["ZipBag"], "steps": 3}})
+    with pytest.raises(ValueError, match="no ablation task group 'static'; the preset has \\['dyn'\\]"):
+        AblationConfig(groups={"dyn": {"tasks": ["ZipBag"]}}).group("static")
+
+
+def test_expected_time_counts_seeds_in_rounds_and_the_sweep():
+    from a1lib.eval.ablation import EVAL_SECONDS_PER_EPISODE as E
+
+    def t(variant, seeds, sweep=0):
+        g = TaskGroup(tasks=("ExpressSorting",), seeds=seeds, pretrain_steps=100, finetune_steps=50, episodes=1)
+        return expected_seconds(g, VARIANTS[variant], (32, 32), parallel=2, sweep_episodes=sweep, sweep_speeds=4)
+
+    assert t("a1_full", (0, 1, 2)) - 1.5 * E == pytest.approx(2 * (t("a1_full", (0, 1)) - E))  # 3 seeds: 2 rounds
+    assert t("a1_full", (0, 1), sweep=1) - t("a1_full", (0, 1)) == pytest.approx(4 * E)  # 2 seeds x 4 speeds / 2
+    assert t("no_pretrain", (0, 1), sweep=1) == t("no_pretrain", (0, 1)) < t("a1_full", (0, 1)) / 2
 
 
 def test_pool_seeds_adds_episodes_over_seeds():
@@ -100,29 +131,40 @@ def test_min_detectable_difference_shrinks_with_episodes():
 
 def test_claims_table_is_computed_from_the_results():
     results = {
-        "a1_full": fake_result("a1_full", {"ExpressSorting": 9, "IngredientPicking": 9, "SortParts": 5, "PlaceFlower": 5}),
-        "pi0_style": fake_result("pi0_style", {"ExpressSorting": 1, "IngredientPicking": 2, "SortParts": 5, "PlaceFlower": 5}),
-        "data_sim": fake_result("data_sim", {"SortParts": 6, "PlaceFlower": 6}),
+        "dynamic-a1_full": fake_result("dynamic", "a1_full", {"ExpressSorting": 9, "IngredientPicking": 9},
+                                       tasks=("ExpressSorting", "IngredientPicking")),
+        "dynamic-pi0_style": fake_result("dynamic", "pi0_style", {"ExpressSorting": 1, "IngredientPicking": 2},
+                                         tasks=("ExpressSorting", "IngredientPicking")),
+        "static-a1_full": fake_result("static", "a1_full", {"SortParts": 5, "PlaceFlower": 5}, tasks=("SortParts", "PlaceFlower")),
+        "static-data_sim": fake_result("static", "data_sim", {"SortParts": 6, "PlaceFlower": 6}, tasks=("SortParts", "PlaceFlower")),
     }
     rows = {r["claim"]: r for r in evaluate_claims(results)}
-    assert len(rows) == 3  # claims whose variants did not run are left out
+    assert len(rows) == len(CLAIMS)
+    run = {k: v for k, v in rows.items() if v["verdict"] != "not run"}
+    assert len(run) == 2  # claims whose two runs are missing are listed as not run
+    assert rows["removing the generation expert costs ~19 points"]["missing"] == ["all-a1_full", "all-pi0_style"]
     dyn = rows["foresight beats a pi0-style policy on dynamic tasks"]
+    assert dyn["tasks"] == ["ExpressSorting", "IngredientPicking"]  # the group's tasks
     assert dyn["ours_better"] == 90.0 and dyn["ours_worse"] == 15.0 and dyn["verdict"] == "reproduced"
     assert rows["sim + real + human pretraining beats sim alone"]["verdict"] == "inconclusive"
     assert dyn["per_seed"] == [[0.8, 1.0], [0.1, 0.2]]  # a1_full: seed0 4 + 4 of 10, seed1 5 + 5 of 10
     table = claims_table(list(rows.values()))
     assert "86.7 vs 43.4 (+43.3)" in table and "**reproduced**" in table and "**inconclusive**" in table
+    assert "no run all-a1_full / all-pi0_style" in table and "**not run**" in table
     assert "80/100 vs 10/20" in table
 
 
 def test_report_names_a_malformed_metrics_file(tmp_path):
     from a1lib.viz.ablation_figures import load_results
 
-    with pytest.raises(FileNotFoundError, match="no <variant>/metrics.json"):
+    with pytest.raises(FileNotFoundError, match="no <group>-<variant>/metrics.json"):
         load_results(tmp_path)
-    (tmp_path / "a1_full").mkdir()
-    (tmp_path / "a1_full" / "metrics.json").write_text("{not json")
-    with pytest.raises(ValueError, match="a1_full/metrics.json: malformed JSON"):
+    (tmp_path / "dynamic-a1_full").mkdir()
+    (tmp_path / "dynamic-a1_full" / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="dynamic-a1_full/metrics.json: malformed JSON"):
+        load_results(tmp_path)
+    (tmp_path / "dynamic-a1_full" / "metrics.json").write_text('{"variant": "a1_full", "per_task": {}}')  # older format
+    with pytest.raises(ValueError, match="no 'group'.*a1 ablation run --run dynamic-a1_full"):
         load_results(tmp_path)
 
 
@@ -144,11 +186,15 @@ def test_train_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeyp
     monkeypatch.setattr(a1lib.workflows.cli, "main", fake_main)
     monkeypatch.chdir(tmp_path)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"preset": "p", "presets": {"p": {"ablation": {"seeds": [0], "pretrain_steps": 3}}}}))
-    args = argparse.Namespace(variant="a1_full", seed=0, out="run", params=str(params), preset=None, data="d",
+    def budget(steps):
+        group = {"tasks": ["ZipBag"], "seeds": [0], "pretrain_steps": steps}
+        return yaml.safe_dump({"preset": "p", "presets": {"p": {"ablation": {"groups": {"g": group}}}}})
+
+    params.write_text(budget(3))
+    args = argparse.Namespace(run="g-a1_full", seed=0, out="run", params=str(params), preset=None, data="d",
                               latents="l", tokenizer="t", threads=1)
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune"]
     assert not (tmp_path / "run" / "pretrain" / "checkpoints").exists()  # optimizer state dropped when done
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune"]  # same commands: reused
-    params.write_text(yaml.safe_dump({"preset": "p", "presets": {"p": {"ablation": {"seeds": [0], "pretrain_steps": 4}}}}))
+    params.write_text(budget(4))
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune", "pretrain", "finetune"]  # changed: retrained

@@ -100,10 +100,10 @@ def test_dvc_metrics_are_one_narrow_table():
 
     metrics = sorted(m for d in defs for m, opts in entries(d, "metrics").items() if opts.get("cache") is False)
     assert metrics == sorted(m for d in defs for m in entries(d, "metrics"))  # all uncached
-    assert metrics == ["experiments/ablations/${item}/summary.json", "experiments/eval/headline.json"]
+    assert metrics == ["experiments/ablations/${key}/summary.json", "experiments/eval/headline.json"]
     outs = {o: opts for d in defs for o, opts in entries(d, "outs").items()}
     for name in ("artifacts/tokenizer", "experiments/eval", "experiments/perception", "experiments/replan_sweep",
-                 "experiments/ablations/${item}"):
+                 "experiments/ablations/${key}"):
         for f in ("metrics.json",) + (() if "ablations" in name else ("summary.json",)):
             assert outs[f"{name}/{f}"].get("cache") is False, f"{name}/{f}"
 

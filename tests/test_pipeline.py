@@ -63,19 +63,21 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
     perception = json.loads((repo / "experiments" / "perception" / "metrics.json").read_text())
     assert "localisation" in perception
 
-    # the ablations: one stage per variant, then the figures and the generated claims table
+    # the ablations: one stage per <task group>-<variant> run, then the figures and the generated claims table
     import yaml
 
-    variants = yaml.safe_load((repo / "params.yaml").read_text())["ablations"]
-    for v in variants:
-        result = json.loads((repo / "experiments" / "ablations" / v / "metrics.json").read_text())
-        assert result["variant"] == v and result["budget"]["finetune_steps"] == 4  # the ci budget ran
-        assert (repo / "experiments" / "ablations" / v / "runs" / "seed0" / "finetune" / "policy").is_dir()
-    for name in ("ablation_static.png", "ablation_dynamic.png", "ablation_pretraining.png", "ablation_data.png",
-                 "ablation_generation.png", "ablation_imagined.png", "claims.md", "ablations.md"):
+    runs = list(yaml.safe_load((repo / "params.yaml").read_text())["ablations"])
+    for run in runs:
+        result = json.loads((repo / "experiments" / "ablations" / run / "metrics.json").read_text())
+        assert f"{result['group']}-{result['variant']}" == run and result["budget"]["finetune_steps"] == 4  # ci budget
+        assert (repo / "experiments" / "ablations" / run / "runs" / "seed0" / "finetune" / "policy").is_dir()
+    full = json.loads((repo / "experiments" / "ablations" / "dynamic-a1_full" / "metrics.json").read_text())
+    assert full["tasks"] == ["ExpressSorting", "IngredientPicking"] and full["sweep"] and full["futures"]
+    for name in ("ablation_static.png", "ablation_dynamic.png", "ablation_imagined.png", "claims.md", "ablations.md"):
         assert (repo / "figures" / name).stat().st_size > 0, name
     claims = json.loads((repo / "experiments" / "claims.json").read_text())
-    assert {c["verdict"] for c in claims} <= {"reproduced", "contradicted", "inconclusive", "no signal"} and len(claims) == 7
+    assert {c["verdict"] for c in claims} <= {"reproduced", "contradicted", "inconclusive", "no signal", "not run"}
+    assert len(claims) == 7 and sum(c["verdict"] == "not run" for c in claims) == 1  # the all-task claim
     assert "| foresight beats" in (repo / "figures" / "claims.md").read_text()
 
     # scale-out at the ci preset: `a1 finetune` on two DDP processes (Lightning starts the second),

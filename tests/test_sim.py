@@ -254,3 +254,19 @@ def test_wipe_stain_fades_where_wiped():
     for _ in range(30):
         env.step(env.expert_action())
     assert env.task.remaining() < before
+
+
+def test_an_instruction_names_its_task():
+    """The datasets store the instruction per episode; training on some tasks only (TrainConfig.tasks)
+    reads the task back from it."""
+    from a1lib.models.text_tokenizer import sim_instructions
+    from a1lib.sim.tasks import task_of_instruction
+
+    for task in TASKS:
+        env = make_env(task, "lab")
+        for seed in range(6):
+            env.reset(seed=seed)
+            assert task_of_instruction(env.instruction) == task, env.instruction
+    assert {task_of_instruction(s) for s in sim_instructions()} == set(TASKS)  # every filled template: one task
+    with pytest.raises(ValueError, match="'wash the dishes' matches no task's templates"):
+        task_of_instruction("wash the dishes")

@@ -67,6 +67,23 @@ def test_weighted_sampler_respects_weights(setup):
         A1DataModule({"sim": setup.datasets["sim"]}, processor_for(setup), small_cfg())
 
 
+def test_training_can_be_restricted_to_some_tasks():
+    """TrainConfig.tasks keeps the episodes whose instruction belongs to those tasks (the ablations'
+    task groups); None keeps every episode, in order."""
+    from types import SimpleNamespace
+
+    from a1lib.sim.tasks import TASKS
+    from a1lib.train.datamodule import task_episodes
+
+    texts = [TASKS["ZipBag"].templates[0].format(color="red"), TASKS["IngredientPicking"].templates[2].format(item="apple"),
+             TASKS["ZipBag"].templates[3].format(color="blue")]
+    ds = SimpleNamespace(num_episodes=3, episodes=[{"tasks": [t]} for t in texts])
+    assert task_episodes(ds, None) == [0, 1, 2]
+    assert task_episodes(ds, ("ZipBag",)) == [0, 2] and task_episodes(ds, ("SortParts",)) == []
+    with pytest.raises(ValueError, match="tasks must be a non-empty list of task names, got \\['Zip'\\]"):
+        TrainConfig(tasks=["Zip"])
+
+
 def test_lr_schedule():
     cfg = small_cfg(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-4)
     assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)

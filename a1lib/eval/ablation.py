@@ -1,33 +1,39 @@
-"""Ablations: the paper's claims as model variants, trained and evaluated on one shared budget.
-This module holds the variants, the budget (``AblationConfig``) and the pooling of seeds; the runs
-themselves are ``a1lib.workflows.ablation``:
+"""Ablations: the paper's claims as model variants, each trained and evaluated on a task group.
+This module holds the variants, the task groups and their budgets (``AblationConfig``), the
+expected wall time and the pooling of seeds; the runs themselves are ``a1lib.workflows.ablation``:
 
-    a1 ablation run   --variant pi0_style [--out experiments/ablations/pi0_style]
-    a1 ablation train --variant pi0_style --seed 1 --out experiments/ablations/pi0_style/runs/seed1
+    a1 ablation run   --run dynamic-pi0_style [--out experiments/ablations/dynamic-pi0_style]
+    a1 ablation train --run dynamic-pi0_style --seed 1 --out experiments/ablations/dynamic-pi0_style/runs/seed1
     a1 ablation report [--dir experiments/ablations] [--out figures]
 
-Every variant changes ONE thing against ``a1_full`` (see VARIANTS). Fairness: all variants get the
-same pretraining and fine-tuning steps and batch (the ``ablation`` section of the preset; everything
-else from its ``pretrain`` / ``finetune`` sections), the same training seeds, and the same
-evaluation episodes (``eval_seed(task, i)``). ``no_pretrain`` spends no pretraining steps: that is
-the ablation.
+A run is ``<task group>-<variant>``. Every variant changes ONE thing against ``a1_full`` (see
+VARIANTS). A task group restricts training (pretraining and fine-tuning) and evaluation to the tasks
+a claim is about, so that the claim is tested where A1 has signal at a 2-core budget. Fairness
+within a group: all its variants get the same pretraining and fine-tuning steps and batch (the
+group's budget; everything else from the preset's ``pretrain`` / ``finetune`` sections), the same
+training seeds, and the same evaluation episodes (``eval_seed(task, i)``). ``no_pretrain`` spends
+no pretraining steps: that is the ablation.
 
 ``run`` trains the seeds in parallel processes (one torch thread each: on a 2-core machine two
 single-threaded runs do ~1.6x the samples/s of one two-threaded run), evaluates every seed's policy
 in the lab domain, and, for the generation-expert variants, sweeps the conveyor and turntable speed
 of the dynamic tasks. ``OUT/metrics.json`` holds per-seed and pooled success with 95% Wilson
-intervals plus the held-out action loss of each fine-tuning run, so variants can be compared even
-where closed-loop success is zero. A killed ``train`` resumes from its ``last.ckpt``; a finished
-one drops its optimizer checkpoints (the exported ``policy/`` is what the evaluation needs).
+intervals, the held-out action loss of each fine-tuning run, and for models that imagine, the
+future-latent error against "the future equals now". A killed ``train`` resumes from its
+``last.ckpt``; a finished one drops its optimizer checkpoints (the exported ``policy/`` is what the
+evaluation needs).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from a1lib.configs import from_dict
 from a1lib.eval.evaluate import numbers, wilson_interval
+from a1lib.sim.tasks import TASKS
 from a1lib.train.trainer import last_logged
 
 
@@ -55,32 +61,88 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
 
 
 @dataclass
-class AblationConfig:
-    """The ``ablation`` section of a preset in params.yaml."""
+class TaskGroup:
+    """Tasks that some variants are trained and evaluated on, and the budget every one of them gets."""
 
+    tasks: tuple[str, ...]
     seeds: tuple[int, ...] = (0, 1)  # training seeds (model init, data order)
     pretrain_steps: int = 600
     finetune_steps: int = 200
     episodes: int = 5  # per task and seed, on the fixed evaluation seeds
-    tasks: tuple[str, ...] | None = None  # None = all ten
+
+    def __post_init__(self) -> None:
+        self.tasks, self.seeds = tuple(self.tasks), tuple(int(s) for s in self.seeds)
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if not self.tasks or unknown:
+            raise ValueError(f"tasks must be a non-empty list of task names, got {list(self.tasks)}; have {list(TASKS)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and non-empty, got {list(self.seeds)}")
+        for name in ("pretrain_steps", "finetune_steps", "episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class AblationConfig:
+    """The ``ablation`` section of a preset in params.yaml: the task groups, and the speed sweep."""
+
+    groups: dict[str, TaskGroup] = field(default_factory=dict)
     belt_speeds: tuple[float, ...] = (0.0, 0.15, 0.3)  # ExpressSorting sweep (table units / s)
     turntable_speeds: tuple[float, ...] = (0.0, 0.7, 1.4)  # IngredientPicking sweep (rad / s)
-    sweep_episodes: int = 5
+    sweep_episodes: int = 5  # per speed and seed
     parallel: int = 2  # seeds trained at once (one torch thread each) and evaluation workers
 
     def __post_init__(self) -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"ablation.seeds must be distinct and non-empty, got {self.seeds}")
-        for name in ("pretrain_steps", "finetune_steps", "episodes", "sweep_episodes", "parallel"):
+        if not self.groups:
+            raise ValueError("ablation.groups must name at least one task group")
+        groups = {}
+        for name, group in self.groups.items():
+            if not name.isidentifier():
+                raise ValueError(f"ablation.groups: group name {name!r} must be a plain identifier (no '-')")
+            try:
+                groups[name] = group if isinstance(group, TaskGroup) else from_dict(TaskGroup, group)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"ablation.groups.{name}: {e}") from e
+        self.groups = groups
+        for name in ("sweep_episodes", "parallel"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ablation.{name} must be >= 1, got {getattr(self, name)}")
-        self.seeds = tuple(int(s) for s in self.seeds)
+
+    def group(self, name: str) -> TaskGroup:
+        if name not in self.groups:
+            raise ValueError(f"no ablation task group {name!r}; the preset has {sorted(self.groups)}")
+        return self.groups[name]
+
+
+# Rates measured on a 2-core machine (cpu preset): samples/s of one single-threaded training process
+# with a second one beside it, and seconds of one closed-loop evaluation episode per worker.
+TRAIN_SAMPLES_PER_S = 80.0
+EVAL_SECONDS_PER_EPISODE = 2.0
+
+
+def expected_seconds(group: TaskGroup, variant: Variant, batch_sizes: tuple[int, int], parallel: int,
+                     sweep_episodes: int = 0, sweep_speeds: int = 0) -> float:
+    """A run's expected wall time: its seeds' training samples over ``parallel`` processes at the
+    measured rate, plus its evaluation (and speed-sweep) episodes over ``parallel`` workers."""
+    pretrain = 0 if variant.pretrain_sources == () else group.pretrain_steps * batch_sizes[0]
+    per_seed = pretrain + group.finetune_steps * batch_sizes[1]
+    rounds = math.ceil(len(group.seeds) / parallel)  # seeds train `parallel` at a time, one thread each
+    episodes = len(group.seeds) * (group.episodes * len(group.tasks) + (sweep_episodes * sweep_speeds if variant.sweep else 0))
+    return rounds * per_seed / TRAIN_SAMPLES_PER_S + episodes * EVAL_SECONDS_PER_EPISODE / parallel
 
 
 def get_variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ValueError(f"unknown ablation variant {name!r}; have {sorted(VARIANTS)}")
     return VARIANTS[name]
+
+
+def parse_run(name: str) -> tuple[str, Variant]:
+    """``"<group>-<variant>"`` (an entry of params.yaml's ``ablations``) -> (group name, variant)."""
+    group, sep, variant = name.partition("-")
+    if not sep or not group:
+        raise ValueError(f"ablation run {name!r} is not '<group>-<variant>', e.g. 'dynamic-a1_full'")
+    return group, get_variant(variant)
 
 
 def final_val_losses(run_dir: Path) -> dict[str, float]:

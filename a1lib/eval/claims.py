@@ -1,6 +1,7 @@
 """The paper's claims, set beside our ablation results, with a verdict computed from the intervals.
 
-Each claim compares two variants on some tasks. The paper's numbers are REFERENCE.md §1 (the
+Each claim compares two runs of one task group (the same tasks and budget; params.yaml's
+``ablations``), on the group's tasks or a subset. The paper's numbers are REFERENCE.md §1 (the
 InternVLA-A1 ablations); ours are pooled over training seeds and evaluation episodes. The verdict
 comes from a 95% interval on our difference of success rates (Newcombe's hybrid score interval,
 built from the two Wilson intervals):
@@ -25,35 +26,34 @@ from typing import Any
 
 from a1lib.eval.evaluate import wilson_interval
 
-DYNAMIC = ("ExpressSorting", "IngredientPicking")
-
 
 @dataclass(frozen=True)
 class Claim:
     text: str
+    group: str  # the task group both variants were trained and evaluated on (params: ablation.groups)
     better: str  # the variant the paper says wins
     worse: str
-    tasks: tuple[str, ...] | None  # None: every evaluated task
+    tasks: tuple[str, ...] | None  # None: every task of the group
     paper_better: float | None  # paper's success % for `better` / `worse` on these tasks (None: not reported)
     paper_worse: float | None
     source: str  # where in the paper (REFERENCE.md §1)
 
 
 CLAIMS = (
-    Claim("foresight beats a pi0-style policy on dynamic tasks", "a1_full", "pi0_style", DYNAMIC,
+    Claim("foresight beats a pi0-style policy on dynamic tasks", "dynamic", "a1_full", "pi0_style", None,
           (80.0 + 93.3) / 2, (46.7 + 40.0) / 2, "ablation w/o generation expert: Express Sorting 80->46.7, Ingredient Picking 93.3->40.0"),
-    Claim("removing the generation expert costs ~19 points", "a1_full", "pi0_style", None,
+    Claim("removing the generation expert costs ~19 points", "all", "a1_full", "pi0_style", None,
           77.0, 57.6, "12-task ablation average"),
-    Claim("imagining the future, not just seeing the past frame, helps on dynamic tasks", "a1_full", "no_future_loss",
-          DYNAMIC, None, None, "not in the paper (our extra ablation)"),
-    Claim("without pretraining performance collapses", "a1_full", "no_pretrain", None, 77.0, 25.4,
-          "12-task ablation average"),
-    Claim("sim + real + human pretraining beats sim alone", "a1_full", "data_sim", ("PlaceFlower", "SortParts"),
+    Claim("imagining the future, not just seeing the past frame, helps on dynamic tasks", "dynamic", "a1_full",
+          "no_future_loss", None, None, None, "not in the paper (our extra ablation)"),
+    Claim("without pretraining performance collapses", "dynamic", "a1_full", "no_pretrain", None, 77.0, 25.4,
+          "12-task ablation average (ours: on the dynamic tasks)"),
+    Claim("sim + real + human pretraining beats sim alone", "static", "a1_full", "data_sim", ("PlaceFlower", "SortParts"),
           (60.0 + 53.3) / 2, (53.3 + 33.3) / 2, "pretraining-data ablation, Place Flower and Sort Parts"),
-    Claim("adding human video to sim pretraining helps", "data_sim_human", "data_sim", ("SortParts",),
+    Claim("adding human video to sim pretraining helps", "static", "data_sim_human", "data_sim", ("SortParts",),
           40.0, 33.3, "pretraining-data ablation, Sort Parts"),
-    Claim("the understanding (scene QA) loss helps acting", "a1_full", "no_understanding", None, None, None,
-          "not in the paper (our extra ablation)"),
+    Claim("the understanding (scene QA) loss helps acting", "static", "a1_full", "no_understanding", None, None, None,
+          "not in the paper (our extra ablation; ours: on Place Flower and Sort Parts)"),
 )
 
 
@@ -118,26 +118,31 @@ def min_detectable_difference(p_worse: float, n_better: int, n_worse: int, z_alp
 
 
 def evaluate_claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per claim whose two variants both have results."""
+    """One row per claim; ``results`` maps a run name (``<group>-<variant>``) to its metrics.json. A claim
+    whose two runs are not both there gets the verdict "not run"."""
     rows = []
     for c in CLAIMS:
-        if c.better not in results or c.worse not in results:
+        better, worse = f"{c.group}-{c.better}", f"{c.group}-{c.worse}"
+        row = {"claim": c.text, "group": c.group, "better": c.better, "worse": c.worse,
+               "paper_better": c.paper_better, "paper_worse": c.paper_worse,
+               "paper_delta": None if c.paper_better is None else c.paper_better - c.paper_worse, "source": c.source}
+        missing = [r for r in (better, worse) if r not in results]
+        if missing:
+            rows.append(dict(row, tasks=list(c.tasks) if c.tasks else c.group, verdict="not run", missing=missing))
             continue
-        kb, nb = pooled_rate(results[c.better], c.tasks)
-        kw, nw = pooled_rate(results[c.worse], c.tasks)
+        tasks = c.tasks or tuple(results[better]["tasks"])
+        kb, nb = pooled_rate(results[better], tasks)
+        kw, nw = pooled_rate(results[worse], tasks)
         d, lo, hi = difference_interval(kb, nb, kw, nw)
-        lb, lw = results[c.better].get("val_action_loss"), results[c.worse].get("val_action_loss")
-        rows.append({
-            "claim": c.text, "better": c.better, "worse": c.worse, "tasks": list(c.tasks) if c.tasks else "all",
-            "paper_better": c.paper_better, "paper_worse": c.paper_worse,
-            "paper_delta": None if c.paper_better is None else c.paper_better - c.paper_worse,
-            "ours_better": 100 * kb / nb, "ours_worse": 100 * kw / nw, "episodes": [nb, nw],
-            "ours_delta": 100 * d, "ours_delta_ci95": [100 * lo, 100 * hi],
-            "verdict": verdict(lo, hi, kb / nb, kw / nw),
-            "min_detectable_delta": 100 * min_detectable_difference(kw / nw, nb, nw),
-            "per_seed": [per_seed_rates(results[c.better], c.tasks), per_seed_rates(results[c.worse], c.tasks)],
-            "val_action_loss": [lb, lw], "source": c.source,
-        })
+        rows.append(dict(
+            row, tasks=list(tasks),
+            ours_better=100 * kb / nb, ours_worse=100 * kw / nw, episodes=[nb, nw],
+            ours_delta=100 * d, ours_delta_ci95=[100 * lo, 100 * hi],
+            verdict=verdict(lo, hi, kb / nb, kw / nw),
+            min_detectable_delta=100 * min_detectable_difference(kw / nw, nb, nw),
+            per_seed=[per_seed_rates(results[better], tasks), per_seed_rates(results[worse], tasks)],
+            val_action_loss=[results[better].get("val_action_loss"), results[worse].get("val_action_loss")],
+        ))
     return rows
 
 
@@ -150,9 +155,13 @@ def claims_table(rows: list[dict[str, Any]]) -> str:
            "held-out action loss | verdict |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        tasks = "all" if r["tasks"] == "all" else ", ".join(r["tasks"])
+        tasks = r["tasks"] if isinstance(r["tasks"], str) else ", ".join(r["tasks"])
         paper = ("not reported" if r["paper_better"] is None
                  else f"{pct(r['paper_better'])} vs {pct(r['paper_worse'])} ({r['paper_delta']:+.1f})")
+        if r["verdict"] == "not run":
+            out.append(f"| {r['claim']} | {r['better']} vs {r['worse']} | {tasks} | {paper} | no run "
+                       f"{' / '.join(r['missing'])} | — | — | — | **not run** |")
+            continue
         lo, hi = r["ours_delta_ci95"]
         ours = f"{r['ours_better']:.1f} vs {r['ours_worse']:.1f} ({r['ours_delta']:+.1f} [{lo:+.1f}, {hi:+.1f}])"
         lb, lw = r["val_action_loss"]
@@ -169,5 +178,6 @@ def claims_table(rows: list[dict[str, Any]]) -> str:
                "0, *no signal* if both arms succeed in under 5% of episodes. *Detectable*: the smallest difference "
                "(points) these episode counts detect with 80% power at a two-sided 5% level. The held-out action loss "
                "(flow-matching loss on held-out lab episodes after fine-tuning, mean over seeds, lower is better) is "
-               "shown for context; it does not enter the verdict.")
+               "shown for context; it does not enter the verdict. *Not run*: no results of that run yet (`dvc repro "
+               "ablation@<group>-<variant>`; the group `all`, every task, is not in the budget).")
     return "\n".join(out) + "\n"

@@ -31,6 +31,8 @@ Tasks keep their own episode state (progress, dirt, ...) which the scripted expe
 from __future__ import annotations
 
 import math
+import re
+import string
 from dataclasses import dataclass
 from typing import Callable
 
@@ -645,5 +647,20 @@ TASKS: dict[str, TaskSpec] = {s.name: s for s in [
 ]}
 STATIC_TASKS = [n for n, s in TASKS.items() if not s.dynamic]
 DYNAMIC_TASKS = [n for n, s in TASKS.items() if s.dynamic]
+
+# Each template as a pattern, its {fields} free text: an instruction names its task (the datasets
+# store the instruction per episode, not the task).
+_TEMPLATE_PATTERNS = [(name, re.compile("".join(re.escape(lit) + ("(.+?)" if field else "")
+                                                for lit, field, _, _ in string.Formatter().parse(t)) + r"\Z"))
+                      for name, spec in TASKS.items() for t in spec.templates]
+
+
+def task_of_instruction(instruction: str) -> str:
+    """The task whose instruction template produced ``instruction``."""
+    names = {name for name, pattern in _TEMPLATE_PATTERNS if pattern.match(instruction)}
+    if len(names) != 1:
+        found = f"the templates of {sorted(names)}" if names else "no task's templates"
+        raise ValueError(f"instruction {instruction!r} matches {found}; cannot tell its task")
+    return names.pop()
 
 assert all(k in KIND for k in ("bin", "parcel")) and len(COLOR_NAMES) == 13

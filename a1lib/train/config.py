@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from a1lib.sim.tasks import TASKS
+
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "32", "bf16")
 STRATEGIES = ("auto", "ddp", "fsdp")
@@ -27,6 +29,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     precision: str = "auto"  # "auto": bf16 autocast where supported (CUDA bf16), else fp32
     source_weights: dict[str, float] = field(default_factory=lambda: {"sim": 0.72, "lab": 0.20, "human": 0.08})
+    tasks: tuple[str, ...] | None = None  # train on these tasks' episodes only (None: every task)
     delta: int = 5  # future / history offset in frames (the policy stores it)
     action_draws: int = 1  # flow-matching (noise, time) draws per sample; > 1 reruns only the action expert
     normalization: str = "mean_std"  # Normalizer mode for state / action
@@ -70,6 +73,12 @@ class TrainConfig:
             errors.append(f"source_weights: unknown source(s) {unknown}; use sim, lab, human")
         if any(w < 0 for w in self.source_weights.values()) or sum(self.source_weights.values()) <= 0:
             errors.append(f"source_weights must be >= 0 with a positive sum, got {self.source_weights}")
+        if self.tasks is not None:
+            self.tasks = tuple(self.tasks)
+            unknown = sorted(set(self.tasks) - set(TASKS))
+            if not self.tasks or unknown:
+                errors.append(f"tasks must be a non-empty list of task names, got {list(self.tasks)}; "
+                              f"have {list(TASKS)}")
         if errors:
             raise ValueError("TrainConfig: " + "; ".join(errors))
         self.betas = tuple(float(b) for b in self.betas)

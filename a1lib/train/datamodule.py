@@ -26,6 +26,7 @@ from a1lib.constants import ACTION, IMAGE, STATE
 from a1lib.data import Normalizer, WindowedDataset
 from a1lib.data.stats import aggregate_stats
 from a1lib.models.processor import A1Processor
+from a1lib.sim.tasks import task_of_instruction
 from a1lib.train.config import TrainConfig
 
 
@@ -51,6 +52,13 @@ def split_episodes(num_episodes: int, val_episodes: int) -> tuple[list[int], lis
     val = sorted(set(np.linspace(num_episodes - 1, 0, num=k).round().astype(int).tolist())) if k else []
     train = [e for e in range(num_episodes) if e not in val]
     return train, val
+
+
+def task_episodes(ds: Any, tasks: tuple[str, ...] | None) -> list[int]:
+    """The episodes of ``ds`` whose instruction belongs to one of ``tasks`` (None: all)."""
+    if tasks is None:
+        return list(range(ds.num_episodes))
+    return [e for e in range(ds.num_episodes) if task_of_instruction(ds.episodes[e]["tasks"][0]) in tasks]
 
 
 class SourceWindows(Dataset):
@@ -93,7 +101,11 @@ class A1DataModule(L.LightningDataModule):
         self.val_parts: list[SourceWindows] = []
         for s in self.sources:
             ds = datasets[s]
-            train_eps, val_eps = split_episodes(ds.num_episodes, cfg.val_episodes)
+            episodes = task_episodes(ds, cfg.tasks)
+            if not episodes:
+                raise ValueError(f"{ds.root}: no episodes of the task(s) {list(cfg.tasks)} for source {s!r}")
+            train_idx, val_idx = split_episodes(len(episodes), cfg.val_episodes)
+            train_eps, val_eps = [episodes[i] for i in train_idx], [episodes[i] for i in val_idx]
             self.train_parts.append(SourceWindows(ds, s, processor, train_eps, cfg.delta))
             val = SourceWindows(ds, s, processor, val_eps, cfg.delta)
             n_val = min(len(val), max(1, cfg.val_batches * cfg.batch_size // len(self.sources)))

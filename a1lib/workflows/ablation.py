@@ -1,5 +1,5 @@
-"""``a1 ablation run | train | report``: train every seed of a variant, evaluate it, and write the
-figures and the paper-vs-ours claims table.
+"""``a1 ablation run | train | report``: train every seed of a run (a variant on a task group),
+evaluate it, and write the figures and the paper-vs-ours claims table.
 
 ``run`` trains the seeds in parallel processes (``a1 ablation train``, one torch thread each: on a
 2-core machine two single-threaded runs do ~1.6x the samples/s of one two-threaded run), each seed
@@ -7,7 +7,7 @@ through the ordinary ``a1 pretrain`` / ``a1 finetune`` commands, evaluates every
 lab domain, and, for the generation-expert variants, sweeps the conveyor and turntable speed of the
 dynamic tasks. A finished training run leaves ``done.json`` (the exact command that made it) and is
 not recomputed; a killed one resumes from its ``last.ckpt``. ``report`` reads every
-``<dir>/<variant>/metrics.json`` and writes the figures (a1lib.viz.ablation_figures), claims.md,
+``<dir>/<group>-<variant>/metrics.json`` and writes the figures (a1lib.viz.ablation_figures), claims.md,
 ablations.md and claims.json.
 """
 
@@ -25,27 +25,28 @@ from typing import Any
 import numpy as np
 
 from a1lib.eval.ablation import (
-    VARIANTS,
     AblationConfig,
+    TaskGroup,
     Variant,
     ablation_summary,
+    expected_seconds,
     final_val_losses,
-    get_variant,
+    parse_run,
     pool_seeds,
 )
 from a1lib.eval.claims import claims_table, evaluate_claims
 from a1lib.eval.evaluate import EvalConfig, evaluate
 from a1lib.io import atomic_write_json, atomic_write_text
-from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS, TASKS
+from a1lib.eval.perception import future_errors, heldout_episodes
+from a1lib.models.policy_a1 import A1Policy
+from a1lib.sim import DYNAMIC_TASKS
 from a1lib.train.config import TrainConfig
 from a1lib.viz.ablation_figures import (
+    by_group,
     load_results,
-    plot_data,
-    plot_dynamic,
-    plot_generation,
+    plot_group,
     plot_imagined_outcomes,
-    plot_pretraining,
-    plot_static,
+    plot_not_run,
     variants_table,
 )
 from a1lib.workflows import cli
@@ -53,6 +54,7 @@ from a1lib.workflows.cli import Command
 from a1lib.workflows.params import load_section
 
 DONE_FILE = "done.json"  # written when a training run finished: the exact command that made it
+FUTURE_EPISODES = 3  # held-out expert episodes per dynamic task for the futures-vs-copy error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,36 +70,36 @@ def pretrain_weights(variant: Variant, mix: dict[str, float]) -> dict[str, float
     return {s: mix[s] for s in variant.pretrain_sources}
 
 
-def train_commands(variant: Variant, seed: int, out: Path, cfg: AblationConfig, common: list[str],
+def train_commands(variant: Variant, seed: int, out: Path, group: TaskGroup, common: list[str],
                    params: str, preset: str | None) -> list[list[str]]:
-    """The ``a1 pretrain`` / ``a1 finetune`` argument lists of one seed of one variant."""
+    """The ``a1 pretrain`` / ``a1 finetune`` argument lists of one seed of one variant, on its group's tasks."""
     model_set = [f"--model-set=seed={seed}"] + [f"--model-set={k}={json.dumps(v)}" for k, v in variant.model.items()]
-    seed_set = [f"--set=seed={seed}"]
+    seed_set = [f"--set=seed={seed}", f"--set=tasks={json.dumps(list(group.tasks), separators=(',', ':'))}"]
     cmds = []
     pretrain_cfg = load_section("pretrain", TrainConfig, path=params, preset=preset)
     if variant.pretrain_sources != ():
         weights = json.dumps(pretrain_weights(variant, pretrain_cfg.source_weights), separators=(",", ":"))
-        cmds.append(["pretrain", *common, "--out", str(out / "pretrain"), "--steps", str(cfg.pretrain_steps),
+        cmds.append(["pretrain", *common, "--out", str(out / "pretrain"), "--steps", str(group.pretrain_steps),
                      *seed_set, f"--set=source_weights={weights}", *model_set])
         init = ["--init", str(out / "pretrain" / "policy")]
     else:  # no robot-data pretraining; the vision stage (our stand-in for a VLM's weights) is kept, as in the paper
         vision = [f"--set=init_vision={pretrain_cfg.init_vision}"] if pretrain_cfg.init_vision else []
         init = ["--from-scratch", *model_set, *vision]
-    cmds.append(["finetune", *common, "--out", str(out / "finetune"), "--steps", str(cfg.finetune_steps),
+    cmds.append(["finetune", *common, "--out", str(out / "finetune"), "--steps", str(group.finetune_steps),
                  *seed_set, *init])
     return cmds
 
 
 def train_seed(args: argparse.Namespace) -> int:
     """``a1 ablation train``: one seed, in this process (``run`` starts one per seed)."""
-    variant = get_variant(args.variant)
-    cfg = load_config(args)
+    group_name, variant = parse_run(args.run)
+    group = load_config(args).group(group_name)
     out = Path(args.out)
     common = ["--params", args.params, *(["--preset", args.preset] if args.preset else []),
               "--data", args.data, "--latents", args.latents, "--tokenizer", args.tokenizer,
               "--threads", str(args.threads), "--no-progress"]
     upstream_ran = False  # a retrained pretraining invalidates the fine-tuning built on it
-    for cmd in train_commands(variant, int(args.seed), out, cfg, common, args.params, args.preset):
+    for cmd in train_commands(variant, int(args.seed), out, group, common, args.params, args.preset):
         run_dir = Path(cmd[cmd.index("--out") + 1])
         done = run_dir / DONE_FILE
         if (not upstream_ran and done.exists() and json.loads(done.read_text()).get("cmd") == cmd
@@ -124,9 +126,9 @@ def load_config(args: argparse.Namespace) -> AblationConfig:
     return load_section("ablation", AblationConfig, path=args.params, preset=args.preset)
 
 
-def _train_all(args: argparse.Namespace, variant: Variant, cfg: AblationConfig, out: Path) -> None:
+def _train_all(args: argparse.Namespace, group: TaskGroup, cfg: AblationConfig, out: Path) -> None:
     """One subprocess per seed, ``cfg.parallel`` at a time; a failure names the seed and its log."""
-    pending = list(cfg.seeds)
+    pending = list(group.seeds)
     running: dict[int, tuple[subprocess.Popen, Path]] = {}
     failed = []
     while pending or running:
@@ -135,13 +137,13 @@ def _train_all(args: argparse.Namespace, variant: Variant, cfg: AblationConfig, 
             run_dir = out / "runs" / f"seed{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
             log = run_dir / "train.log"
-            cmd = [sys.executable, "-m", "a1lib.workflows.cli", "ablation", "train", "--variant", variant.name,
+            cmd = [sys.executable, "-m", "a1lib.workflows.cli", "ablation", "train", "--run", args.run,
                    "--seed", str(seed), "--out", str(run_dir), "--params", args.params, "--data", args.data,
                    "--latents", args.latents, "--tokenizer", args.tokenizer, "--threads", "1",
                    *(["--preset", args.preset] if args.preset else [])]
             with open(log, "w") as fh:
                 running[seed] = (subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT), log)
-            print(f"[{variant.name}] training seed {seed} (log: {log})", flush=True)
+            print(f"[{args.run}] training seed {seed} (log: {log})", flush=True)
         time.sleep(2)
         for seed, (proc, log) in list(running.items()):
             if proc.poll() is not None:
@@ -149,27 +151,48 @@ def _train_all(args: argparse.Namespace, variant: Variant, cfg: AblationConfig, 
                 if proc.returncode:
                     failed.append((seed, proc.returncode, log))
                 else:
-                    print(f"[{variant.name}] seed {seed} trained", flush=True)
+                    print(f"[{args.run}] seed {seed} trained", flush=True)
     if failed:
         seed, code, log = failed[0]
         tail = "".join(log.read_text().splitlines(True)[-15:])
-        raise RuntimeError(f"ablation {variant.name}: training seed(s) {[f[0] for f in failed]} failed; seed {seed} "
+        raise RuntimeError(f"ablation {args.run}: training seed(s) {[f[0] for f in failed]} failed; seed {seed} "
                            f"exited with {code}, last lines of {log}:\n{tail}")
 
 
+def _futures(policies: dict[str, str], tasks: list[str]) -> dict[str, Any]:
+    """Imagined future latents vs "the future equals now" on held-out episodes of ``tasks``, per task,
+    averaged over the seeds' policies (empty for variants without a future-predicting generation expert)."""
+    if not tasks:
+        return {}
+    loaded = [A1Policy.from_pretrained(path) for path in policies.values()]
+    records = heldout_episodes(tasks, FUTURE_EPISODES, loaded[0].config.image_size)
+    per_seed = [future_errors(policy, records) for policy in loaded]
+    if not all(per_seed):
+        return {}
+    return {t: {k: float(np.mean([f[t][k] for f in per_seed])) for k in per_seed[0][t]} for t in per_seed[0]}
+
+
 def run_variant(args: argparse.Namespace) -> dict[str, Any]:
-    variant = get_variant(args.variant)
+    group_name, variant = parse_run(args.run)
     cfg = load_config(args)
+    group = cfg.group(group_name)
     ev = load_section("eval", EvalConfig, path=args.params, preset=args.preset)
     out = Path(args.out)
+    batches = tuple(load_section(s, TrainConfig, path=args.params, preset=args.preset).batch_size
+                    for s in ("pretrain", "finetune"))
+    speeds = [len(v) for t, v in (("ExpressSorting", cfg.belt_speeds), ("IngredientPicking", cfg.turntable_speeds))
+              if t in group.tasks]
+    expected = expected_seconds(group, variant, batches, cfg.parallel, cfg.sweep_episodes, sum(speeds))
+    print(f"[{args.run}] {len(group.seeds)} seed(s) on {', '.join(group.tasks)}: expected ~{expected / 60:.0f} min "
+          f"on 2 cores (a finished seed is kept)", flush=True)
     t0 = time.time()
-    _train_all(args, variant, cfg, out)
+    _train_all(args, group, cfg, out)
     t_train = time.time() - t0
 
-    tasks = list(cfg.tasks or TASKS)
-    rows = {f"seed{s}": str(out / "runs" / f"seed{s}" / "finetune" / "policy") for s in cfg.seeds}
+    tasks = list(group.tasks)
+    rows = {f"seed{s}": str(out / "runs" / f"seed{s}" / "finetune" / "policy") for s in group.seeds}
     common = dict(replan_every=ev.replan_every, workers=cfg.parallel, gifs_per_task=0, progress=not args.no_progress)
-    metrics = evaluate(rows, tasks, cfg.episodes, **common)
+    metrics = evaluate(rows, tasks, group.episodes, **common)
     pooled = pool_seeds(metrics["rows"], tasks)
     per_seed_rate = {name: row["overall"]["success_rate"] for name, row in metrics["rows"].items()}
 
@@ -177,19 +200,21 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     if variant.sweep:
         for task, key, speeds in (("ExpressSorting", "belt_speed", cfg.belt_speeds),
                                   ("IngredientPicking", "turntable_speed", cfg.turntable_speeds)):
-            for speed in speeds:
+            for speed in (speeds if task in tasks else ()):
                 block = evaluate(rows, [task], cfg.sweep_episodes, env_kwargs={key: float(speed)}, **common)
                 sweep.append({"task": task, "speed_key": key, "speed": float(speed),
                               **pool_seeds(block["rows"], [task])["overall"]})
 
-    val = {f"seed{s}": final_val_losses(out / "runs" / f"seed{s}" / "finetune") for s in cfg.seeds}
+    futures = _futures(rows, [t for t in tasks if t in DYNAMIC_TASKS])
+    val = {f"seed{s}": final_val_losses(out / "runs" / f"seed{s}" / "finetune") for s in group.seeds}
     val_action = [v.get("val/action") for v in val.values() if v.get("val/action") is not None]
     result = {
-        "variant": variant.name, "description": variant.description, "model_overrides": variant.model,
+        "run": args.run, "group": group_name, "variant": variant.name, "description": variant.description,
+        "model_overrides": variant.model,
         "pretrain_sources": (list(variant.pretrain_sources) if variant.pretrain_sources is not None else "preset mix"),
-        "budget": {"pretrain_steps": 0 if variant.pretrain_sources == () else cfg.pretrain_steps,
-                   "finetune_steps": cfg.finetune_steps, "seeds": list(cfg.seeds)},
-        "tasks": tasks, "episodes_per_task_per_seed": cfg.episodes, "replan_every": ev.replan_every,
+        "budget": {"pretrain_steps": 0 if variant.pretrain_sources == () else group.pretrain_steps,
+                   "finetune_steps": group.finetune_steps, "seeds": list(group.seeds)},
+        "tasks": tasks, "episodes_per_task_per_seed": group.episodes, "replan_every": ev.replan_every,
         "success": pooled["overall"]["success_rate"], "success_ci95": pooled["overall"]["ci95"],
         "per_task": pooled["per_task"],
         "per_seed_success": per_seed_rate,
@@ -198,7 +223,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         "val_losses_per_seed": val,
         "per_seed": metrics["rows"],
         "sweep": sweep,
-        "seconds": {"train": t_train, "total": time.time() - t0},
+        "futures": futures,
+        "seconds": {"expected": expected, "train": t_train, "total": time.time() - t0},
     }
     return result
 
@@ -207,7 +233,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
 # a1 ablation run | train
 # ---------------------------------------------------------------------------------------------
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", required=True, choices=sorted(VARIANTS), help="the ablation variant (VARIANTS)")
+    parser.add_argument("--run", required=True, metavar="GROUP-VARIANT",
+                        help="<task group>-<variant>, e.g. dynamic-a1_full (params.yaml: ablations)")
     parser.add_argument("--params", default="params.yaml", help="params file; the preset's `ablation` section is the budget")
     parser.add_argument("--preset", default=None, help="preset (default: the file's `preset`)")
     parser.add_argument("--data", default="data", help="the datasets (data/<source>)")
@@ -217,18 +244,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(parser)
-    parser.add_argument("--out", default=None, help="default: experiments/ablations/<variant>")
+    parser.add_argument("--out", default=None, help="default: experiments/ablations/<group>-<variant>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 
 
 def run_run(args: argparse.Namespace) -> int:
-    out = Path(args.out or f"experiments/ablations/{args.variant}")
+    out = Path(args.out or f"experiments/ablations/{args.run}")
     args.out = str(out)
     result = run_variant(args)
     atomic_write_json(out / "metrics.json", result)
     atomic_write_json(out / "summary.json", ablation_summary(result))  # the DVC metrics file
     spread = ", ".join(f"{k} {v:.0%}" for k, v in result["per_seed_success"].items())
-    print(f"{result['variant']}: success {result['success']:.1%} "
+    print(f"{result['run']}: success {result['success']:.1%} "
           f"[{result['success_ci95'][0]:.1%}, {result['success_ci95'][1]:.1%}] ({spread}); "
           f"held-out action loss {result['val_action_loss']}; {result['seconds']['total']:.0f} s")
     print(f"wrote {out / 'metrics.json'} and {out / 'summary.json'}")
@@ -245,28 +272,25 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------
 # a1 ablation report
 # ---------------------------------------------------------------------------------------------
-def write_report(directory: str | Path, out: str | Path, imagined_tasks: list[str], imagined_episodes: int = 3,
-           replan_every: int | None = 5) -> list[Path]:
+def write_report(directory: str | Path, out: str | Path, imagined_episodes: int = 3,
+                 replan_every: int | None = 5, groups: list[str] = ()) -> list[Path]:
+    """``groups``: the preset's task groups; one without results yet gets a figure that says so."""
     results = load_results(directory)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = next(iter(results.values()))["tasks"]
-    static = [t for t in STATIC_TASKS if t in tasks]
-    dynamic = [t for t in DYNAMIC_TASKS if t in tasks]
-    written = []
-    if static:
-        written.append(plot_static(results, out / "ablation_static.png", static))
-    if dynamic:
-        written.append(plot_dynamic(results, out / "ablation_dynamic.png", dynamic))
-    written.append(plot_pretraining(results, out / "ablation_pretraining.png", tasks))
-    written.append(plot_data(results, out / "ablation_data.png", tasks))
-    written.append(plot_generation(results, out / "ablation_generation.png", static, dynamic))
-    if "a1_full" in results:
-        seed0 = results["a1_full"]["budget"]["seeds"][0]
-        policy = Path(directory) / "a1_full" / "runs" / f"seed{seed0}" / "finetune" / "policy"
+    ran = by_group(results)
+    written = [plot_group(group, runs, out / f"ablation_{group}.png") for group, runs in ran.items()]
+    written += [plot_not_run(group, out / f"ablation_{group}.png") for group in groups if group not in ran]
+    # imagined futures of a1_full, on the dynamic tasks where a group has them
+    full = sorted((r for r in results.values() if r["variant"] == "a1_full"),
+                  key=lambda r: not any(t in DYNAMIC_TASKS for t in r["tasks"]))
+    if full:
+        r = full[0]
+        policy = Path(directory) / r["run"] / "runs" / f"seed{r['budget']['seeds'][0]}" / "finetune" / "policy"
         if policy.is_dir():
-            written.append(plot_imagined_outcomes(policy, out / "ablation_imagined.png", imagined_tasks,
-                                                  imagined_episodes, replan_every))
+            tasks = [t for t in r["tasks"] if t in DYNAMIC_TASKS] or r["tasks"]
+            written.append(plot_imagined_outcomes(policy, out / "ablation_imagined.png", tasks, imagined_episodes,
+                                                  replan_every))
     rows = evaluate_claims(results)
     for name, text in (("claims.md", claims_table(rows)), ("ablations.md", variants_table(results))):
         atomic_write_text(out / name, text)
@@ -277,19 +301,18 @@ def write_report(directory: str | Path, out: str | Path, imagined_tasks: list[st
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", default="experiments/ablations", help="folder of <variant>/metrics.json")
+    parser.add_argument("--dir", default="experiments/ablations", help="folder of <group>-<variant>/metrics.json")
     parser.add_argument("--out", default="figures", help="output folder")
-    parser.add_argument("--imagined-tasks", default="ExpressSorting,IngredientPicking,PlaceFlower",
-                        help="tasks searched for a successful and a failed episode")
-    parser.add_argument("--imagined-episodes", type=int, default=3, help="evaluation seeds tried per task")
+    parser.add_argument("--imagined-episodes", type=int, default=3,
+                        help="evaluation seeds tried per task for a successful and a failed episode")
     parser.add_argument("--params", default="params.yaml", help="its eval section gives the replan interval")
     parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
 
 
 def run_report(args: argparse.Namespace) -> int:
     ev = load_section("eval", EvalConfig, path=args.params, preset=args.preset)
-    written = write_report(args.dir, args.out, [t.strip() for t in args.imagined_tasks.split(",") if t.strip()],
-                     args.imagined_episodes, ev.replan_every)
+    groups = list(load_config(args).groups)
+    written = write_report(args.dir, args.out, args.imagined_episodes, ev.replan_every, groups)
     for p in written:
         print(f"wrote {p}")
     print((Path(args.out) / "claims.md").read_text())

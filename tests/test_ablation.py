@@ -101,6 +101,13 @@ def test_expected_time_counts_seeds_in_rounds_and_the_sweep():
     assert t("no_pretrain", (0, 1), sweep=1) == t("no_pretrain", (0, 1)) < t("a1_full", (0, 1)) / 2
 
 
+def test_the_speed_sweep_covers_the_swept_tasks_of_a_group_only():
+    cfg = AblationConfig(groups={"dyn": {"tasks": ["ExpressSorting"]}}, belt_speeds=(0.0, 0.2), turntable_speeds=(1.0,))
+    assert cfg.sweeps(["PlaceFlower", "ExpressSorting"]) == [("ExpressSorting", "belt_speed", (0.0, 0.2))]
+    assert [t for t, _, _ in cfg.sweeps(["IngredientPicking", "ExpressSorting"])] == ["ExpressSorting", "IngredientPicking"]
+    assert cfg.sweeps(["PlaceFlower", "SortParts"]) == []
+
+
 def test_pool_seeds_adds_episodes_over_seeds():
     rows = {f"seed{s}": {"per_task": {"ZipBag": {"successes": s, "episodes": 4}}} for s in (1, 3)}
     pooled = pool_seeds(rows, ["ZipBag"])

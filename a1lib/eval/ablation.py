@@ -15,7 +15,7 @@ training seeds, and the same evaluation episodes (``eval_seed(task, i)``). ``no_
 no pretraining steps: that is the ablation.
 
 ``run`` trains the seeds in parallel processes (one torch thread each: on a 2-core machine two
-single-threaded runs do ~1.6x the samples/s of one two-threaded run), evaluates every seed's policy
+single-threaded runs do ~1.25x the samples/s of one two-threaded run), evaluates every seed's policy
 in the lab domain, and, for the generation-expert variants, sweeps the conveyor and turntable speed
 of the dynamic tasks. ``OUT/metrics.json`` holds per-seed and pooled success with 95% Wilson
 intervals, the held-out action loss of each fine-tuning run, and for models that imagine, the
@@ -33,7 +33,7 @@ from typing import Any
 
 from a1lib.configs import from_dict
 from a1lib.eval.evaluate import numbers, wilson_interval
-from a1lib.sim.tasks import TASKS
+from a1lib.sim.tasks import BELT_SPEED_RANGE, TASKS, TURNTABLE_SPEED_RANGE
 from a1lib.train.trainer import last_logged
 
 
@@ -113,10 +113,21 @@ class AblationConfig:
             raise ValueError(f"no ablation task group {name!r}; the preset has {sorted(self.groups)}")
         return self.groups[name]
 
+    def sweeps(self, tasks: list[str] | tuple[str, ...]) -> list[tuple[str, str, tuple[float, ...]]]:
+        """``(task, env speed kwarg, speeds)`` for each of ``tasks`` that has a speed sweep."""
+        speeds = {"belt_speed": self.belt_speeds, "turntable_speed": self.turntable_speeds}
+        return [(task, key, speeds[key]) for task, (key, _) in SWEPT_TASKS.items() if task in tasks]
 
-# Rates measured on a 2-core machine (cpu preset): samples/s of one single-threaded training process
-# with a second one beside it, and seconds of one closed-loop evaluation episode per worker.
-TRAIN_SAMPLES_PER_S = 80.0
+
+# The dynamic tasks whose speed is swept: the env keyword that sets it, and its training range.
+SWEPT_TASKS = {"ExpressSorting": ("belt_speed", BELT_SPEED_RANGE),
+               "IngredientPicking": ("turntable_speed", TURNTABLE_SPEED_RANGE)}
+
+
+# Rates measured on a 2-core machine (cpu preset): samples/s of one single-threaded A1 training
+# process with a second one beside it (64-70; a pi0-style variant, with no generation tokens, runs at
+# 96-106, so its estimate is pessimistic), and seconds of one closed-loop evaluation episode per worker.
+TRAIN_SAMPLES_PER_S = 67.0
 EVAL_SECONDS_PER_EPISODE = 2.0
 
 

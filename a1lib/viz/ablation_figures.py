@@ -22,17 +22,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from a1lib.eval.ablation import SWEPT_TASKS
 from a1lib.eval.claims import pooled_rate
 from a1lib.eval.evaluate import wilson_interval
 from a1lib.eval.rollout import first_outcomes
 from a1lib.models.policy_a1 import A1Policy
-from a1lib.sim.tasks import BELT_SPEED_RANGE, TURNTABLE_SPEED_RANGE
 from a1lib.viz.figures import _save, draw_future_column, plt
 
 COLORS = {"a1_full": "tab:red", "pi0_style": "tab:blue", "no_future_loss": "tab:purple", "no_pretrain": "tab:gray",
           "data_sim": "tab:olive", "data_sim_human": "tab:cyan", "data_sim_lab": "tab:orange",
           "no_understanding": "tab:brown"}
-SPEED_RANGES = {"ExpressSorting": BELT_SPEED_RANGE, "IngredientPicking": TURNTABLE_SPEED_RANGE}  # the training range
 
 
 def load_results(directory: str | Path) -> dict[str, dict[str, Any]]:
@@ -123,8 +122,8 @@ def plot_group(group: str, runs: dict[str, dict[str, Any]], out: str | Path) -> 
     seeds = sorted({len(r["budget"]["seeds"]) for r in runs.values()})
     axes[0].set_title(f"task group '{group}': training seeds per variant {'/'.join(map(str, seeds))}", fontsize=9)
     for ax, task in zip(axes[1:], swept):
-        if task in SPEED_RANGES:
-            ax.axvspan(*SPEED_RANGES[task], color="0.9", zorder=0)
+        if task in SWEPT_TASKS:
+            ax.axvspan(*SWEPT_TASKS[task][1], color="0.9", zorder=0)  # the training range
         _sweep(ax, runs, task)
     _loss_panel(axes[-1], runs)
     return _save(fig, out)

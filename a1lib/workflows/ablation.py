@@ -2,7 +2,7 @@
 evaluate it, and write the figures and the paper-vs-ours claims table.
 
 ``run`` trains the seeds in parallel processes (``a1 ablation train``, one torch thread each: on a
-2-core machine two single-threaded runs do ~1.6x the samples/s of one two-threaded run), each seed
+2-core machine two single-threaded runs do ~1.25x the samples/s of one two-threaded run), each seed
 through the ordinary ``a1 pretrain`` / ``a1 finetune`` commands, evaluates every seed's policy in the
 lab domain, and, for the generation-expert variants, sweeps the conveyor and turntable speed of the
 dynamic tasks. A finished training run leaves ``done.json`` (the exact command that made it) and is
@@ -180,9 +180,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     batches = tuple(load_section(s, TrainConfig, path=args.params, preset=args.preset).batch_size
                     for s in ("pretrain", "finetune"))
-    speeds = [len(v) for t, v in (("ExpressSorting", cfg.belt_speeds), ("IngredientPicking", cfg.turntable_speeds))
-              if t in group.tasks]
-    expected = expected_seconds(group, variant, batches, cfg.parallel, cfg.sweep_episodes, sum(speeds))
+    speeds = sum(len(s) for _, _, s in cfg.sweeps(group.tasks))
+    expected = expected_seconds(group, variant, batches, cfg.parallel, cfg.sweep_episodes, speeds)
     print(f"[{args.run}] {len(group.seeds)} seed(s) on {', '.join(group.tasks)}: expected ~{expected / 60:.0f} min "
           f"on 2 cores (a finished seed is kept)", flush=True)
     t0 = time.time()
@@ -198,9 +197,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
 
     sweep = []
     if variant.sweep:
-        for task, key, speeds in (("ExpressSorting", "belt_speed", cfg.belt_speeds),
-                                  ("IngredientPicking", "turntable_speed", cfg.turntable_speeds)):
-            for speed in (speeds if task in tasks else ()):
+        for task, key, speeds in cfg.sweeps(tasks):
+            for speed in speeds:
                 block = evaluate(rows, [task], cfg.sweep_episodes, env_kwargs={key: float(speed)}, **common)
                 sweep.append({"task": task, "speed_key": key, "speed": float(speed),
                               **pool_seeds(block["rows"], [task])["overall"]})

@@ -42,6 +42,24 @@ def test_bench_open_loop_prints_error_per_action_dimension(quick_policy, tmp_pat
         assert row in out, out
 
 
+def test_bench_open_loop_on_policy_compares_expert_and_policy_states(quick_policy):
+    out = run_bench("bench_open_loop.py", "--policy", str(quick_policy), "--on-policy", "ZipBag", "--episodes", "1")
+    rows = [line.split() for line in out.splitlines() if line.startswith("ZipBag")]
+    assert [r[1] for r in rows] == ["expert", "policy"], out
+    assert rows[0][2] == "1/1", out  # the expert drives its own episode to success
+
+
+def test_bench_takeover_writes_a_dataset_beside_a_link_to_the_lab_demos(quick_policy, tmp_path):
+    from a1lib.data import LeRobotDataset
+
+    out = run_bench("bench_takeover.py", "--policy", str(quick_policy), "--tasks", "ZipBag", "--episodes", "1",
+                    "--workers", "1", "--lab-data", str(tmp_path), "--out", str(tmp_path / "takeover"))
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["kind"] == "takeover" and summary["episodes"] == 1, out
+    ds = LeRobotDataset(tmp_path / "takeover" / "sim")
+    assert len(ds) == summary["frames"] > 0 and (tmp_path / "takeover" / "lab").is_symlink()
+
+
 def test_bench_learnability_prints_the_ladder_side_by_side(tmp_path):
     out = run_bench("bench_learnability.py", "--tasks", "ZipBag", "--sim-episodes", "2", "--lab-episodes", "2",
                     "--privileged-steps", "20", "--vision-steps", "4", "--a1-steps", "4", "--batch-size", "8",

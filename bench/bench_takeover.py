@@ -47,8 +47,8 @@ def record_takeover_episode(task: str, domain: str, seed: int, image_size: int =
 
     from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
     from a1lib.eval.evaluate import load_policy
-    from a1lib.sim import SCENE_FEATURES, TabletopEnv
-    from a1lib.sim.record import EpisodeRecord, dart_perturbation
+    from a1lib.sim import TabletopEnv
+    from a1lib.sim.record import dart_perturbation, rollout_policy
 
     if policy_dir not in _POLICIES:  # once per worker process
         torch.set_num_threads(1)
@@ -56,35 +56,27 @@ def record_takeover_episode(task: str, domain: str, seed: int, image_size: int =
     policy = _POLICIES[policy_dir]
     policy.reset()
     env = TabletopEnv(task=task, domain=domain, image_size=image_size)
-    perturb = dart_perturbation(dart_noise, seed) if dart_noise > 0 else (lambda a: a)
-    obs, _ = env.reset(seed=int(seed))
+    dart = dart_perturbation(dart_noise, seed) if dart_noise > 0 else (lambda a: a)
     k = int(np.random.default_rng([int(seed), 0x7A6E]).uniform(TAKEOVER_FROM, TAKEOVER_TO) * env.step_limit)
-    images, states, labels, scenes = [], [], [], {n: [] for n in SCENE_FEATURES}
-    history, queue, success = [obs["image"]], [], False
-    for t in range(env.step_limit):
-        label = np.asarray(env.expert_action(), dtype=np.float32)  # asked every step: the expert's plan stays current
-        images.append(obs["image"])
-        states.append(obs["state"])
-        labels.append(label)
-        for n, v in env.scene().items():
-            scenes[n].append(v)
-        if t < k:
-            if not queue:
-                past = history[max(len(history) - 1 - policy.delta, 0)]
-                chunk = policy.infer({IMAGE: obs["image"], IMAGE_PAST: past, STATE: obs["state"],
-                                      TASK: env.instruction})["actions"]
-                queue = list(chunk[:replan_every])
-            executed = queue.pop(0)
-        else:
-            executed = perturb(label)
-        obs, _, terminated, truncated, info = env.step(executed)
+    history, queue, current = [], [], {}
+
+    def expert_label(obs, e):  # recorded: the expert's command, asked every step so its plan stays current
         history.append(obs["image"])
-        success = bool(info["success"])
-        if terminated or truncated:
-            break
-    return EpisodeRecord(task=task, domain=domain, seed=int(seed), instruction=env.instruction,
-                         images=np.stack(images), states=np.stack(states), actions=np.stack(labels),
-                         scene={n: np.stack(v) for n, v in scenes.items()}, success=success)
+        current["obs"] = obs
+        return e.expert_action()
+
+    def execute(label):  # executed: the policy's action for the first k steps, then the (noisy) expert's
+        t = len(history) - 1
+        if t >= k:
+            return dart(label)
+        if not queue:
+            obs = current["obs"]
+            chunk = policy.infer({IMAGE: obs["image"], IMAGE_PAST: history[max(t - policy.delta, 0)],
+                                  STATE: obs["state"], TASK: env.instruction})["actions"]
+            queue.extend(chunk[:replan_every])
+        return queue.pop(0)
+
+    return rollout_policy(env, expert_label, seed=int(seed), perturb=execute)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,3 +68,45 @@ def test_bench_learnability_prints_the_ladder_side_by_side(tmp_path):
     assert "privileged" in out and "a1" in out and "localisation on held-out lab frames" in out
     ladder = json.loads((tmp_path / "ladder.json").read_text())
     assert set(ladder) == {"privileged", "a1", "probe"} and "gripper" in ladder["probe"]["keypoints"]
+
+
+def test_bench_privileged_inputs_groups_cover_the_features_and_variants_run(quick_policy, tmp_path):
+    import gymnasium as gym
+    import numpy as np
+
+    from a1lib.data.generate import DataGenConfig, generate
+    from a1lib.models.privileged import feature_dim, scene_features
+    from a1lib.sim.world import KIND_NAMES
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_privileged_inputs as bench
+
+    groups = bench.column_groups(6)
+    base = [g for g in groups if g not in ("plan",)]
+    columns = sorted(c for g in base for c in groups[g])
+    assert columns == list(range(feature_dim(6)))  # every column in exactly one group
+    env = gym.make("a1lib/SweepTrash-v0", domain="lab", image_size=64)
+    obs, _ = env.reset(seed=3)
+    scene = env.unwrapped.scene()
+    x = scene_features(obs["state"], scene)
+    brush = int(np.flatnonzero(scene["scene.kind"] == KIND_NAMES.index("brush"))[0])
+    yaw = x[groups["yaw"]].reshape(-1, 2)[brush]
+    assert yaw.tolist() == [np.cos(scene["scene.pose"][brush, 2]), np.sin(scene["scene.pose"][brush, 2])]
+    assert not bench.variant_features("no_yaw", 6)(obs["state"], scene)[groups["yaw"]].any()
+    means = bench.variant_features("kind_means+progress+held_yaw+bin_goal", 6)(obs["state"], scene)
+    assert means.shape == x.shape and means[:6].tolist() == x[:6].tolist()
+    from a1lib.models.processor import grounding_targets
+
+    seen = bench.SeenInputs(str(quick_policy), feature_dim(6), true_plan=True)
+    row = seen(obs["image"][None], obs["state"][None], [env.unwrapped.instruction], [scene])[0]
+    points, valid = grounding_targets(("target",), scene, None)
+    assert valid[0, 0] and np.allclose(row[8:10], (points[0, 0] - row[6:8] / 4) * 4, atol=1e-6)  # the true target
+
+    generate(DataGenConfig(tasks=("ZipBag",), sim_episodes_per_task=1, lab_episodes_per_task=1, workers=1), tmp_path,
+             sources=("sim", "lab"))
+    variants = ("full", "no_plan", "kind_means+held_yaw", "seen", "seen+true_plan")
+    out = run_bench("bench_privileged_inputs.py", "--variants", ",".join(variants), "--policy", str(quick_policy),
+                    "--data", str(tmp_path), "--tasks", "ZipBag", "--episodes", "1", "--steps", "5",
+                    "--out", str(tmp_path / "out"))
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    assert set(rows) == set(variants) and "| no_plan | " in out and "| seen+true_plan | " in out

@@ -83,6 +83,7 @@ def variant_features(variant: str, state_dim: int):
     """The feature function of one variant: (state, scene) -> (..., feature_dim) float32."""
     import numpy as np
 
+    from a1lib.models.modeling_a1 import KEYPOINT_SCALE
     from a1lib.models.privileged import feature_dim, scene_features
     from a1lib.models.processor import grounding_targets
     from a1lib.sim.world import KIND_NAMES
@@ -115,7 +116,7 @@ def variant_features(variant: str, state_dim: int):
                             points[2, 0] = near
                 n = valid.sum(1)
                 mean = (points * valid[..., None]).sum(1) / np.maximum(n, 1)[:, None]  # (G, 2)
-                rel = np.concatenate([mean[:1], mean[1:] - mean[:1]]) * 4.0 * (n > 0)[:, None]  # as A1's KEYPOINT_SCALE
+                rel = np.concatenate([mean[:1], mean[1:] - mean[:1]]) * KEYPOINT_SCALE * (n > 0)[:, None]
                 row = [s, rel.reshape(-1), (n > 0).astype(np.float32)]
                 target, held = int(sc["scene.target"].reshape(-1)[0]), int(sc["scene.held"].reshape(-1)[0])
                 for e in extras:
@@ -222,25 +223,25 @@ class SeenPolicy:
 
 
 def evaluate_seen(policy, tasks, episodes: int, seed_set: str, replan_every: int) -> dict:
-    """Closed-loop outcomes of ``policy`` per task (lab domain, as ``a1 evaluate``)."""
+    """Closed-loop outcomes of a policy *object* (``a1 evaluate`` loads policies from directories),
+    on the same seeds and domain, summarised as its rows are (``summarise``)."""
     import gymnasium as gym
 
     from a1lib.data.seeds import eval_seed, validation_seed
-    from a1lib.eval.evaluate import DOMAIN
+    from a1lib.eval.evaluate import DOMAIN, summarise
     from a1lib.eval.rollout import run_episode
 
     seed_of = validation_seed if seed_set == "validation" else eval_seed
-    per_task = {}
+    results = []
     for task in tasks:
-        wins = 0
         for i in range(episodes):
             env = gym.make(f"a1lib/{task}-v0", domain=DOMAIN, image_size=64)
             try:
-                wins += run_episode(env, policy, seed_of(task, i), replan_every=replan_every).success
+                res = run_episode(env, policy, seed_of(task, i), replan_every=replan_every)
             finally:
                 env.close()
-        per_task[task] = wins
-    return per_task
+            results.append({"task": task, "success": res.success, "steps": res.steps, "seed": res.seed})
+    return summarise(results, tasks)
 
 
 @contextlib.contextmanager
@@ -274,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from a1lib.eval.evaluate import evaluate, format_table
+    from a1lib.constants import STATE
+    from a1lib.eval.evaluate import evaluate
     from a1lib.io import atomic_write_json
+    from a1lib.models.privileged import feature_dim
     from a1lib.sim.tasks import TASKS
     from a1lib.train.datamodule import build_normalizer
     from a1lib.train.inputs import load_datasets
@@ -296,47 +299,35 @@ def main(argv: list[str] | None = None) -> int:
     horizon = model_config(args.params).chunk_size
     datasets = load_datasets(args.data, list(cfg.sources))
     normalizer = build_normalizer(datasets)
-    state_dim = datasets[cfg.sources[0]].features["observation.state"]["shape"][0]
+    state_dim = datasets[cfg.sources[0]].features[STATE]["shape"][0]
     out = Path(args.out)
     rows = {}
     for v in variants:
-        t0 = time.time()
+        t0 = time.time()  # training time includes the `seen` variants' pass over every frame
         if v.startswith("seen"):
-            from a1lib.eval.evaluate import wilson_interval
-            from a1lib.models.privileged import feature_dim
-
             seen = SeenInputs(args.policy, feature_dim(state_dim), true_plan=v == "seen+true_plan")
             xs = iter([seen_features(seen, datasets[s]) for s in cfg.sources])  # train_privileged's order
-            t_feat = time.time() - t0
             with features_of(lambda state, scene: next(xs)):
                 policy, stats = train_privileged(datasets, cfg, normalizer, horizon, progress=False)
             t1 = time.time()
-            per_task = evaluate_seen(SeenPolicy(policy, seen), tasks, args.episodes, args.seed_set, args.replan_every)
-            k, n = sum(per_task.values()), args.episodes * len(tasks)
-            rows[v] = {"successes": k, "episodes": n, "ci95": list(wilson_interval(k, n)), "per_task": per_task,
-                       "final_loss": stats["final_loss"], "train_s": t1 - t0, "eval_s": time.time() - t1,
-                       "features_s": t_feat, "policy": args.policy}
-            print(f"{v}: {k}/{n} (features {t_feat:.0f} s, train {t1 - t0 - t_feat:.0f} s, final loss "
-                  f"{stats['final_loss']:.4f}, evaluate {time.time() - t1:.0f} s)", flush=True)
-            atomic_write_json(out / "results.json", {"seed_set": args.seed_set, "episodes_per_task": args.episodes,
-                                                     "replan_every": args.replan_every, "rows": rows})
-            continue
-        with features_of(variant_features(v, state_dim)):
-            policy, stats = train_privileged(datasets, cfg, normalizer, horizon, progress=False)
-            policy.save_pretrained(out / v / "policy")
-            atomic_write_json(out / v / "policy" / "variant.json", {"variant": v})
-            t1 = time.time()
-            m = evaluate({v: str(out / v / "policy")}, tasks, args.episodes, out=None, replan_every=args.replan_every,
-                         workers=1, gifs_per_task=0, progress=False, seed_set=args.seed_set)
-        print(format_table(m), flush=True)
-        o = m["rows"][v]["overall"]
+            summary = evaluate_seen(SeenPolicy(policy, seen), tasks, args.episodes, args.seed_set, args.replan_every)
+        else:
+            with features_of(variant_features(v, state_dim)):
+                policy, stats = train_privileged(datasets, cfg, normalizer, horizon, progress=False)
+                policy.save_pretrained(out / v / "policy")
+                atomic_write_json(out / v / "policy" / "variant.json", {"variant": v})
+                t1 = time.time()
+                summary = evaluate({v: str(out / v / "policy")}, tasks, args.episodes, out=None, workers=1,
+                                   replan_every=args.replan_every, gifs_per_task=0, progress=False,
+                                   seed_set=args.seed_set)["rows"][v]
+        o = summary["overall"]
         rows[v] = {"successes": o["successes"], "episodes": o["episodes"], "ci95": o["ci95"],
-                   "per_task": {t: m["rows"][v]["per_task"][t]["successes"] for t in tasks},
+                   "per_task": {t: summary["per_task"][t]["successes"] for t in tasks},
                    "final_loss": stats["final_loss"], "train_s": t1 - t0, "eval_s": time.time() - t1}
         print(f"{v}: {o['successes']}/{o['episodes']} (train {t1 - t0:.0f} s, final loss {stats['final_loss']:.4f}, "
               f"evaluate {time.time() - t1:.0f} s)", flush=True)
         atomic_write_json(out / "results.json", {"seed_set": args.seed_set, "episodes_per_task": args.episodes,
-                                                 "replan_every": args.replan_every, "rows": rows})
+                                                 "replan_every": args.replan_every, "policy": args.policy, "rows": rows})
     print("\n| variant | " + " | ".join(tasks) + " | all |")
     print("|---|" + "---|" * (len(tasks) + 1))
     for v, r in rows.items():

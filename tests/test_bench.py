@@ -76,6 +76,7 @@ def test_bench_privileged_inputs_groups_cover_the_features_and_variants_run(quic
 
     from a1lib.data.generate import DataGenConfig, generate
     from a1lib.models.privileged import feature_dim, scene_features
+    from a1lib.models.processor import grounding_targets
     from a1lib.sim.world import KIND_NAMES
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -95,8 +96,6 @@ def test_bench_privileged_inputs_groups_cover_the_features_and_variants_run(quic
     assert not bench.variant_features("no_yaw", 6)(obs["state"], scene)[groups["yaw"]].any()
     means = bench.variant_features("kind_means+progress+held_yaw+bin_goal", 6)(obs["state"], scene)
     assert means.shape == x.shape and means[:6].tolist() == x[:6].tolist()
-    from a1lib.models.processor import grounding_targets
-
     seen = bench.SeenInputs(str(quick_policy), feature_dim(6), true_plan=True)
     row = seen(obs["image"][None], obs["state"][None], [env.unwrapped.instruction], [scene])[0]
     points, valid = grounding_targets(("target",), scene, None)

@@ -109,3 +109,22 @@ def test_bench_privileged_inputs_groups_cover_the_features_and_variants_run(quic
                     "--out", str(tmp_path / "out"))
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert set(rows) == set(variants) and "| no_plan | " in out and "| seen+true_plan | " in out
+
+
+def test_bench_goal_choice_counts_wrong_bins_by_phase_and_retrains_a_goal_head(quick_policy, tmp_path):
+    from a1lib.data.generate import DataGenConfig, generate
+
+    out = run_bench("bench_goal_choice.py", "--policy", str(quick_policy), "--tasks", "SortParts", "--episodes", "1",
+                    "--out", str(tmp_path / "own"))
+    counts = json.loads((tmp_path / "own" / "results.json").read_text())["counts"]["SortParts"]
+    assert set(counts) == {"held", "gripper over it", "elsewhere"} and "| SortParts | " in out
+    assert sum(n for _, n in counts.values()) > 10 and all(0 <= w <= n for w, n in counts.values())
+
+    generate(DataGenConfig(tasks=("SortParts",), sim_episodes_per_task=1, lab_episodes_per_task=1, workers=1), tmp_path,
+             sources=("sim", "lab"))
+    run_bench("bench_goal_choice.py", "--policy", str(quick_policy), "--tasks", "SortParts", "--episodes", "1",
+              "--retrain-goal-head", "low_level", "--true-target", "--data", str(tmp_path), "--steps", "3",
+              "--batch-size", "4", "--out", str(tmp_path / "fresh"))
+    fresh = json.loads((tmp_path / "fresh" / "results.json").read_text())
+    assert fresh["goal_head"] == "low_level" and fresh["true_target"] and fresh["steps"] == 3
+    assert sum(n for _, n in fresh["counts"]["SortParts"].values()) == sum(n for _, n in counts.values())

@@ -34,17 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
 BIN_TASKS = ("SortParts", "SortRubbish", "ExpressSorting")
 PHASES = ("held", "gripper over it", "elsewhere")
 NEAR_PX = 2.0  # "gripper over it": the gripper's centre within this many px of the target
-
-
-def _imports():
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-    return np, torch, F, nn
 
 
 class FrozenVision:
@@ -53,17 +50,14 @@ class FrozenVision:
     forward hooks so the forward pass is the model's own."""
 
     def __init__(self, vision):
-        _, torch, _, _ = _imports()
         self.vision, self.cache = vision.eval(), {}
         for p in vision.parameters():
             p.requires_grad_(False)
         vision.stem.register_forward_hook(lambda m, i, o: self.cache.__setitem__("f4", o))
         vision.pixel.register_forward_hook(lambda m, i, o: self.cache.__setitem__("feat", o))
-        self.torch = torch
 
     def __call__(self, image, tokens, mask):
-        _, _, F, _ = _imports()
-        with self.torch.no_grad():
+        with torch.no_grad():
             _, logits = self.vision(image, tokens, mask)
         feat = self.cache["feat"]
         return self.cache["f4"], feat, F.adaptive_avg_pool2d(image, feat.shape[-2:]), logits
@@ -71,7 +65,6 @@ class FrozenVision:
 
 def make_goal_head(kind: str, gd: int, c_low: int):
     """A fresh goal head: (features, F4, colour, target logits (B, h, w)) -> goal logits (B, 1, h, w)."""
-    _, torch, _, nn = _imports()
 
     class GoalHead(nn.Module):
         def __init__(self):
@@ -98,7 +91,6 @@ def make_goal_head(kind: str, gd: int, c_low: int):
 
 def true_target_logits(points, valid, h: int, w: int):
     """Logits whose softmax is the true target splatted on the grid (points (B, 1, M, 2), valid (B, 1, M))."""
-    _, torch, _, _ = _imports()
     from a1lib.models.vision import splat_targets
     m = splat_targets(points, valid, h, w)[:, 0]
     return torch.where(m > 0, m.clamp(min=1e-6).log(), torch.full_like(m, -30.0))
@@ -106,7 +98,6 @@ def true_target_logits(points, valid, h: int, w: int):
 
 def train_goal_head(frozen: FrozenVision, processor, kind: str, true_target: bool, data: str, steps: int,
                     batch_size: int, seed: int):
-    np, torch, _, _ = _imports()
     from torch.utils.data import ConcatDataset, DataLoader, WeightedRandomSampler
 
     from a1lib.models.vision import grounding_loss, random_shift
@@ -159,8 +150,7 @@ def train_goal_head(frozen: FrozenVision, processor, kind: str, true_target: boo
 
 def count_wrong_bins(frozen: FrozenVision, processor, tasks, episodes: int, head=None, true_target: bool = False):
     """{task: {phase: [frames with the goal nearest the wrong bin, frames]}} on held-out lab episodes."""
-    np, torch, _, _ = _imports()
-    from a1lib.eval.perception import heldout_episodes
+    from a1lib.eval.perception import _scene_at, heldout_episodes
     from a1lib.models.image_tokenizer import images_to_tensor
     from a1lib.models.processor import grounding_targets
     from a1lib.models.vision import keypoints
@@ -174,7 +164,7 @@ def count_wrong_bins(frozen: FrozenVision, processor, tasks, episodes: int, head
         counts[task] = {p: [0, 0] for p in PHASES}
         for rec in heldout_episodes([task], episodes, size):
             frames = np.arange(0, len(rec), 2)
-            scenes = [{k: v[t] for k, v in rec.scene.items()} for t in frames]
+            scenes = [_scene_at(rec, int(t)) for t in frames]
             plans = [grounding_targets(("target", "goal"), sc, None) for sc in scenes]
             tokens, mask = processor.tokenize(rec.instruction)
             n = len(frames)
@@ -230,7 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=None, help="also write OUT/results.json")
     args = p.parse_args(argv)
-    _, torch, _, _ = _imports()
     from a1lib.io import atomic_write_json
     from a1lib.models.policy_a1 import A1Policy
 

@@ -139,7 +139,7 @@ def typed_qa_pairs(
 
     pairs: list[tuple[str, str, str]] = []
 
-    # What is held (a held object is drawn under the gripper).
+    # What is held (a held object is drawn over the gripper, so its colour shows).
     holding = held >= 0 and held in visible
     pairs.append((*phrase("held"), name(held) if holding else "nothing"))
     pairs.append((*phrase("holding_any"), "yes" if holding else "no"))

@@ -508,14 +508,14 @@ class SceneRenderer:
         for i in task.moving_slots:
             if i != held and w.on_table[i]:
                 self.paste(img, self.prims[i], pose[i, 0], pose[i, 1], pose[i, 2], self.draw_scale[i] * task.scale(i))
-        if held >= 0:
-            self.paste(img, self.prims[held], pose[held, 0], pose[held, 1], pose[held, 2],
-                       self.draw_scale[held] * task.scale(held))
         gl, ll = gripper_levels(w.grip, w.lift)
         scale = GRIPPER_DRAW_SCALE * (1.0 + 0.4 * ll / (LIFT_LEVELS - 1))  # closer to the camera when lifted
         off = (0.5 + 0.7 * ll) / 64  # the shadow falls further away when lifted
         self.paste(img, shadow_prims(gl, self.hand), w.x + off, w.y + off, w.yaw, scale)
         self.paste(img, gripper_prims(gl, self.hand), w.x, w.y, w.yaw, scale)
+        if held >= 0:  # drawn over the fingers and the grasp mark: what is held (its colour) stays visible
+            self.paste(img, self.prims[held], pose[held, 0], pose[held, 1], pose[held, 2],
+                       self.draw_scale[held] * task.scale(held))
         if self.buf is not None:
             self._post(img, self.look, self.buf, noise_index)
         wrist = self.wrist(img, *self.px(w.x, w.y)) if self.wrist_camera else None

@@ -19,10 +19,12 @@ and each cell's mean colour, in the target's summary and per pixel, and a two-la
 ``--true-target`` pools the target's summary at the true target (``scene.target``) instead of the
 target map, at training and test: whether a wrong bin follows from a wrong target.
 
-Measured (README, Results; the shipped policy): its own head 50/254 SortParts frames in the wrong bin
-(held 25/122, gripper over the part 10/39, elsewhere 15/93); a fresh ``current`` head 54/254;
-``low_level`` 48/254; told the true target 39/254 and 36/254, the "elsewhere" frames down to 8 and 4
-of 93 but the held and covered ones unchanged: the part's colour is under the gripper's grasp mark.
+Measured (docs/ladder.md; the old world's shipped policy, whose renderer drew a held part under the
+gripper): its own head 50/254 SortParts frames in the wrong bin (held 25/122, gripper over the part
+10/39, elsewhere 15/93); a fresh ``current`` head 54/254; ``low_level`` 48/254; told the true target
+39/254 and 36/254, the "elsewhere" frames down to 8 and 4 of 93 but the held and covered ones
+unchanged: the part's colour was under the gripper's grasp mark. With the held part drawn over the
+gripper (the current renderer), the shipped policy's own head: 11/254 (held 0/122, 8/39, 3/93).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
     python bench/bench_privileged_inputs.py --variants full,positions,kind_means --out /tmp/inputs
     python bench/bench_privileged_inputs.py --variants full,no_yaw --episodes 20 --seed-set validation
 
-The privileged-state MLP (``a1 privileged``) reaches 88% of the episodes where A1 reaches 27%. Its
-input (``a1lib.models.privileged.scene_features``) holds far more than A1's state token can: every
-object's pose and yaw, which one is held, the belt / turntable speeds, the task's completion and the
+The privileged-state MLP (``a1 privileged``) reaches 88% of the episodes where A1 reaches 40% (27%
+in the old world). Its input (``a1lib.models.privileged.scene_features``) holds far more than A1's
+state token can: every object's pose and yaw, which one is held, the belt / turntable speeds, the task's completion and the
 expert's plan. This bench retrains it (the pipeline's data and ``privileged`` params) with groups of
 that input zeroed at training *and* inference, and evaluates each variant in closed loop
 (lab domain, the validation seeds by default), so the gap between the two rows can be split into
@@ -32,8 +32,9 @@ that input zeroed at training *and* inference, and evaluates each variant in clo
 
 Measured (README, Results; the pipeline's data, validation seeds, 20 episodes per task): full 168/200;
 kind_means 137/200 (UnscrewCap 0/20, SweepTrash 5/20); kind_means+progress+held_yaw 179/200; seen
-41/200 for the shipped policy; seen+true_plan 132/200 for it; kind_means+bin_goal on the four
-sorting tasks 73/80 (kind_means 76/80).
+69/200 for the shipped policy and seen+true_plan 136/200 for it (the old world's shipped policy,
+whose renderer hid a held part's colour: 41 and 132); kind_means+bin_goal on the four sorting tasks
+73/80 (kind_means 76/80).
 
 Every variant keeps the input width (removed columns are zeros; ``kind_means`` is zero-padded), so
 the MLP, its training and its evaluation are the library's, unchanged. The variant's feature

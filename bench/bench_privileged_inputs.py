@@ -5,8 +5,8 @@
 
 The privileged-state MLP (``a1 privileged``) reaches 88% of the episodes where A1 reaches 40% (27%
 in the old world). Its input (``a1lib.models.privileged.scene_features``) holds far more than A1's
-state token can: every object's pose and yaw, which one is held, the belt / turntable speeds, the task's completion and the
-expert's plan. This bench retrains it (the pipeline's data and ``privileged`` params) with groups of
+state token can: every object's pose and yaw, which one is held, the belt / turntable speeds, the
+task's completion and the expert's plan. This bench retrains it (the pipeline's data and ``privileged`` params) with groups of
 that input zeroed at training *and* inference, and evaluates each variant in closed loop
 (lab domain, the validation seeds by default), so the gap between the two rows can be split into
 "information A1's inputs do not carry" and "information it carries but does not use":

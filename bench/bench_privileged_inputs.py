@@ -30,7 +30,7 @@ that input zeroed at training *and* inference, and evaluates each variant in clo
   the same, with the target's and the goal's keypoints replaced by the truth (``scene.target``,
   ``scene.goal``): how much of the vision's error is choosing the wrong object or place.
 
-Measured (README, Results; the pipeline's data, validation seeds, 20 episodes per task): full 168/200;
+Measured (docs/ladder.md and the README; the pipeline's data, validation seeds, 20 per task): full 168/200;
 kind_means 137/200 (UnscrewCap 0/20, SweepTrash 5/20); kind_means+progress+held_yaw 179/200; seen
 69/200 for the shipped policy and seen+true_plan 136/200 for it (the old world's shipped policy,
 whose renderer hid a held part's colour: 41 and 132); kind_means+bin_goal on the four sorting tasks

@@ -27,9 +27,12 @@ def test_bench_model_prints_sizing_latency_and_throughput():
 
 
 def test_bench_sim_prints_speed_and_expert_success():
-    out = run_bench("bench_sim.py", "--seeds", "1", "--speed-steps", "50", "--tasks", "SortParts",
-                    "--workers", "1")
+    out = run_bench("bench_sim.py", "--seeds", "1", "--speed-steps", "50", "--tasks", "SortParts,ExpressSorting",
+                    "--workers", "1", "--speed-seeds", "1", "--belt-speeds", "0.1,0.3")
     assert "SortParts" in out, out
+    # the expert against conveyor speed: the range in which the dynamic task can be done at all
+    sweep = out.split("== 4. expert / motion-blind expert against speed")[1]
+    assert "ExpressSorting (belt_speed)" in sweep and " 0.10: expert" in sweep and " 0.30: expert" in sweep, out
 
 
 def test_bench_open_loop_prints_error_per_action_dimension(quick_policy, tmp_path):

@@ -98,3 +98,29 @@ def test_setup_installs_the_cpu_torch_build_unless_told_otherwise():
     assert torch_pip_args({"A1_TORCH_INDEX": "pypi"}, "", False) == []
     assert torch_pip_args({"A1_TORCH_INDEX": "http://x/cu128"}, wheelhouse, True) == ["--index-url", "http://x/cu128"]
     assert "torch_source.py" in (ROOT / "scripts" / "setup.sh").read_text()
+
+
+def _tables(text: str) -> dict[str, list[str]]:
+    """Markdown tables by header line: {header: [row, ...]} (a header seen twice keeps the last)."""
+    tables, lines = {}, text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and re.fullmatch(r"\|(\s*-+\s*\|)+", lines[i + 1].strip()):
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append(row.rstrip())
+            tables[line.rstrip()] = rows
+    return tables
+
+
+def test_readme_result_tables_are_the_generated_ones():
+    # the README copies the generated tables; a copy that drifts from its source is typed by hand
+    readme = _tables((ROOT / "README.md").read_text())
+    copied = 0
+    for name in ("results.md", "ablations.md", "claims.md"):
+        for header, rows in _tables((ROOT / "figures" / name).read_text()).items():
+            if header in readme:
+                assert readme[header] == rows, f"README's copy of a table of figures/{name} differs from it"
+                copied += 1
+    assert copied >= 3, "the README shows the results, ablations and claims tables"

@@ -205,3 +205,54 @@ def test_train_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeyp
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune"]  # same commands: reused
     params.write_text(budget(4))
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune", "pretrain", "finetune"]  # changed: retrained
+
+
+def _sweep_result():
+    """A metrics.json as `a1 ablation sweep` writes it: two arms and the two experts at two speeds."""
+    points = []
+    for speed, ks in ((0.05, (3, 1, 10, 10)), (0.25, (0, 0, 4, 0))):
+        for arm, k in zip(("a1_full", "pi0_style", "expert", "motion_blind_expert"), ks):
+            n = 10 if "expert" in arm else 20
+            points.append({"arm": arm, "task": "ExpressSorting", "speed_key": "belt_speed", "speed": speed,
+                           "successes": k, "episodes": n, "success_rate": k / n, "ci95": [0.0, 1.0]})
+    return {"arms": ["a1_full", "pi0_style", "expert", "motion_blind_expert"], "points": points,
+            "training_seeds": {"a1_full": ["seed0", "seed1"], "pi0_style": ["seed0", "seed1"]},
+            "episodes_per_speed_and_seed": 10,
+            "training_range": {"ExpressSorting": {"speed_key": "belt_speed", "range": [0.08, 0.2]}}}
+
+
+def test_speed_sweep_config_checks_and_names_the_missing_run(tmp_path):
+    from a1lib.workflows.ablation_sweep import SpeedSweepConfig, swept_policies
+
+    cfg = SpeedSweepConfig(belt_speeds=[0.1], turntable_speeds=[0, 1])
+    assert cfg.speeds("belt_speed") == (0.1,) and cfg.speeds("turntable_speed") == (0.0, 1.0)
+    with pytest.raises(ValueError, match="belt_speeds must be a non-empty list of speeds >= 0"):
+        SpeedSweepConfig(belt_speeds=[-0.1])
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        SpeedSweepConfig(episodes=0)
+    with pytest.raises(FileNotFoundError, match=r"dvc repro ablation@dynamic-a1_full"):
+        swept_policies(tmp_path, "dynamic")
+    # the cpu preset's sweep stays where the expert can succeed (bench_sim.py section 4) and leaves the training range
+    cpu = yaml.safe_load((ROOT / "params.yaml").read_text())["presets"]["cpu"]["speed_sweep"]
+    assert min(cpu["belt_speeds"]) < 0.08 and max(cpu["belt_speeds"]) > 0.2 and 0.0 not in cpu["belt_speeds"]
+    assert min(cpu["turntable_speeds"]) < 0.4 and max(cpu["turntable_speeds"]) > 1.0
+
+
+def test_speed_sweep_table_and_figure_come_from_the_points(tmp_path):
+    from a1lib.viz.ablation_figures import plot_speed_sweep, speed_sweep_table
+
+    table = speed_sweep_table(_sweep_result())
+    assert table.splitlines()[0] == "| task | speed | a1 full | pi0 style | expert | motion blind expert |"
+    assert "| ExpressSorting | belt speed 0.05 * | 3/20 | 1/20 | 10/10 | 10/10 |" in table  # outside 0.08-0.2
+    assert "| ExpressSorting | belt speed 0.25 * | 0/20 | 0/20 | 4/10 | 0/10 |" in table
+    assert "2 training seeds x 10 episodes" in table
+    assert plot_speed_sweep(_sweep_result(), tmp_path / "speed.png").stat().st_size > 0
+
+
+def test_the_expert_reference_of_the_sweep_is_a_real_rollout():
+    from a1lib.workflows.ablation_sweep import _reference_point
+
+    # at belt speed 0 the second parcel never arrives: the expert fails; at 0.1 it succeeds (bench_sim section 4)
+    stopped = _reference_point("ExpressSorting", "belt_speed", 0.0, 2, False, None)
+    moving = _reference_point("ExpressSorting", "belt_speed", 0.1, 2, False, None)
+    assert stopped["successes"] == 0 and moving["successes"] == 2 and moving["episodes"] == 2

@@ -73,7 +73,11 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
         assert (repo / "experiments" / "ablations" / run / "runs" / "seed0" / "finetune" / "policy").is_dir()
     full = json.loads((repo / "experiments" / "ablations" / "dynamic-a1_full" / "metrics.json").read_text())
     assert full["tasks"] == ["ExpressSorting", "IngredientPicking"] and full["sweep"] and full["futures"]
-    for name in ("ablation_static.png", "ablation_dynamic.png", "ablation_imagined.png", "claims.md", "ablations.md"):
+    sweep = json.loads((repo / "experiments" / "speed_sweep" / "metrics.json").read_text())  # the ablation_sweep stage
+    assert sweep["arms"] == ["a1_full", "pi0_style", "no_future_loss", "expert", "motion_blind_expert"]
+    assert {(p["task"], p["speed"]) for p in sweep["points"]} == {("ExpressSorting", 0.15), ("IngredientPicking", 0.7)}
+    for name in ("ablation_static.png", "ablation_dynamic.png", "ablation_imagined.png", "claims.md", "ablations.md",
+                 "ablation_speed.png", "speed_sweep.md"):
         assert (repo / "figures" / name).stat().st_size > 0, name
     claims = json.loads((repo / "experiments" / "claims.json").read_text())
     assert {c["verdict"] for c in claims} <= {"reproduced", "contradicted", "inconclusive", "no signal", "not run"}

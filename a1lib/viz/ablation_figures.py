@@ -2,15 +2,15 @@
 
 Reads ``<dir>/<group>-<variant>/metrics.json`` (written by ``a1 ablation run``) and writes into ``--out``:
 
-    ablation_<group>.png   per task group: success of every variant per task and pooled, success
-                           against conveyor / turntable speed where the group was swept, and the
+    ablation_<group>.png   per task group: success of every variant per task and pooled, and the
                            held-out action loss of every seed
     ablation_imagined.png  imagined vs true futures of a1_full, for a successful and a failed episode
     claims.md              the generated side-by-side table (a1lib.eval.claims)
     ablations.md           every run: success, seed spread, held-out action loss, futures vs copy, budget
 
 Every number drawn comes from those files, except the imagined-futures figure, which re-runs the
-a1_full policy of the first seed on evaluation seeds.
+a1_full policy of the first seed on evaluation seeds. ``a1 ablation sweep`` (a1lib.workflows.ablation_sweep)
+draws ``ablation_speed.png`` and writes ``speed_sweep.md`` with ``plot_speed_sweep`` / ``speed_sweep_table``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from a1lib.eval.ablation import SWEPT_TASKS
 from a1lib.eval.claims import pooled_rate
 from a1lib.eval.evaluate import wilson_interval
 from a1lib.eval.rollout import first_outcomes
@@ -31,7 +30,7 @@ from a1lib.viz.figures import _save, draw_future_column, plt
 
 COLORS = {"a1_full": "tab:red", "pi0_style": "tab:blue", "no_future_loss": "tab:purple", "no_pretrain": "tab:gray",
           "data_sim": "tab:olive", "data_sim_human": "tab:cyan", "data_sim_lab": "tab:orange",
-          "no_understanding": "tab:brown"}
+          "no_understanding": "tab:brown", "expert": "black", "motion_blind_expert": "0.55"}
 
 
 def load_results(directory: str | Path) -> dict[str, dict[str, Any]]:
@@ -83,22 +82,6 @@ def _bars(ax, runs: dict[str, dict[str, Any]], tasks: list[str]) -> None:
     ax.legend(fontsize=7)
 
 
-def _sweep(ax, runs: dict[str, dict[str, Any]], task: str) -> None:
-    """Success against conveyor / turntable speed, one line per swept variant."""
-    for name, r in runs.items():
-        pts = [s for s in r.get("sweep", []) if s["task"] == task]
-        if not pts:
-            continue
-        v = np.array([s["speed"] for s in pts])
-        p = np.array([s["success_rate"] for s in pts])
-        lo, hi = np.array([s["ci95"][0] for s in pts]), np.array([s["ci95"][1] for s in pts])
-        ax.errorbar(v, p, yerr=[p - lo, hi - p], marker="o", capsize=3, color=COLORS.get(name), label=name)
-        ax.set_xlabel(pts[0]["speed_key"].replace("_", " ") + " (shaded: training range)")
-    ax.set_ylim(-0.02, 1.05)
-    ax.set_title(f"{task}: success vs speed", fontsize=9)
-    ax.legend(fontsize=7)
-
-
 def _loss_panel(ax, runs: dict[str, dict[str, Any]]) -> None:
     """Held-out action loss after fine-tuning: one dot per seed, a bar at the mean."""
     for k, (name, r) in enumerate(runs.items()):
@@ -113,18 +96,12 @@ def _loss_panel(ax, runs: dict[str, dict[str, Any]]) -> None:
 
 
 def plot_group(group: str, runs: dict[str, dict[str, Any]], out: str | Path) -> Path:
-    """One task group: success bars, a speed-sweep panel per swept task, the held-out loss."""
+    """One task group: success bars and the held-out loss (the speed sweep: ``plot_speed_sweep``)."""
     tasks = list(next(iter(runs.values()))["tasks"])
-    swept = [t for t in tasks if any(s["task"] == t for r in runs.values() for s in r.get("sweep", []))]
-    widths = [2] + [1.4] * len(swept) + [1]
-    fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.8), gridspec_kw={"width_ratios": widths})
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.8), gridspec_kw={"width_ratios": [2, 1]})
     _bars(axes[0], runs, tasks)
     seeds = sorted({len(r["budget"]["seeds"]) for r in runs.values()})
     axes[0].set_title(f"task group '{group}': training seeds per variant {'/'.join(map(str, seeds))}", fontsize=9)
-    for ax, task in zip(axes[1:], swept):
-        if task in SWEPT_TASKS:
-            ax.axvspan(*SWEPT_TASKS[task][1], color="0.9", zorder=0)  # the training range
-        _sweep(ax, runs, task)
     _loss_panel(axes[-1], runs)
     return _save(fig, out)
 
@@ -174,4 +151,68 @@ def variants_table(results: dict[str, dict[str, Any]]) -> str:
     lines += ["", "*Imagined future vs copy*: how much lower the generation expert's future-latent MSE is than "
               "\"the future equals now\" on held-out lab episodes of the group's dynamic tasks (validation seeds), "
               "mean over training seeds; negative means worse than copying."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The speed sweep (a1 ablation sweep)
+# ---------------------------------------------------------------------------------------------
+SPEED_UNITS = {"belt_speed": "table units / s", "turntable_speed": "rad / s"}
+
+
+def _sweep_points(result: dict[str, Any], task: str, arm: str) -> list[dict[str, Any]]:
+    return sorted((p for p in result["points"] if p["task"] == task and p["arm"] == arm), key=lambda p: p["speed"])
+
+
+def plot_speed_sweep(result: dict[str, Any], out: str | Path) -> Path:
+    """Success against conveyor / turntable speed, one panel per swept task: the trained variants with
+    95% Wilson intervals (pooled over training seeds), the scripted expert and the motion-blind expert
+    dashed, the training range shaded."""
+    tasks = list(result["training_range"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.0), squeeze=False)
+    arms = [a for a in result["arms"] if a not in ("expert", "motion_blind_expert")]
+    for ax, task in zip(axes[0], tasks):
+        rng = result["training_range"][task]
+        ax.axvspan(*rng["range"], color="0.92", zorder=0, label="training range")
+        speeds = sorted({p["speed"] for p in result["points"] if p["task"] == task})
+        step = min(np.diff(speeds)) if len(speeds) > 1 else 0.2 * max(speeds[0], 0.1)
+        for k, arm in enumerate(arms):  # arms side by side around each speed, so the bars do not overlap
+            pts = _sweep_points(result, task, arm)
+            v = np.array([p["speed"] for p in pts]) + (k - (len(arms) - 1) / 2) * 0.08 * step
+            p = np.array([q["success_rate"] for q in pts])
+            lo, hi = np.array([q["ci95"][0] for q in pts]), np.array([q["ci95"][1] for q in pts])
+            ax.errorbar(v, p, yerr=[p - lo, hi - p], marker="o", capsize=3, color=COLORS.get(arm), label=arm)
+        for arm, style in (("expert", "--"), ("motion_blind_expert", ":")):
+            pts = _sweep_points(result, task, arm)
+            ax.plot([q["speed"] for q in pts], [q["success_rate"] for q in pts], style, marker=".",
+                    color=COLORS[arm], label=arm.replace("_", " "))
+        n = {q["episodes"] for q in result["points"] if q["task"] == task and q["arm"] in arms}
+        ax.set_title(f"{task}: success vs speed ({'/'.join(map(str, sorted(n)))} episodes per point)", fontsize=9)
+        ax.set_xlabel(f"{rng['speed_key'].replace('_', ' ')} ({SPEED_UNITS.get(rng['speed_key'], '')})")
+        ax.set_ylabel("success (95% CI)")
+        ax.set_ylim(-0.02, 1.05)
+    handles, labels = axes[0][0].get_legend_handles_labels()  # the right panel's middle is empty: no line hidden
+    axes[0][-1].legend(handles, labels, fontsize=7, loc="center right")
+    return _save(fig, out)
+
+
+def speed_sweep_table(result: dict[str, Any]) -> str:
+    """The sweep as markdown: one row per task and speed, successes / episodes per arm."""
+    arms = result["arms"]
+    lines = ["| task | speed | " + " | ".join(a.replace("_", " ") for a in arms) + " |",
+             "|---|---|" + "---|" * len(arms)]
+    for task, rng in result["training_range"].items():
+        lo, hi = rng["range"]
+        for speed in sorted({p["speed"] for p in result["points"] if p["task"] == task}):
+            cells = []
+            for arm in arms:
+                p = next((q for q in result["points"] if q["task"] == task and q["arm"] == arm and q["speed"] == speed), None)
+                cells.append("—" if p is None else f"{p['successes']}/{p['episodes']}")
+            inside = "" if lo <= speed <= hi else " *"
+            lines.append(f"| {task} | {rng['speed_key'].replace('_', ' ')} {speed:g}{inside} | " + " | ".join(cells) + " |")
+    lines += ["", "\\* outside the training range (belt speed "
+              + ", turntable speed ".join(f"{r['range'][0]:g}-{r['range'][1]:g}" for r in result["training_range"].values())
+              + f"). Trained arms: {'/'.join(str(n) for n in sorted({len(s) for s in result['training_seeds'].values()}))} "
+              f"training seeds x {result['episodes_per_speed_and_seed']} episodes per speed, pooled; the experts run the same "
+              f"{result['episodes_per_speed_and_seed']} episodes (evaluation seeds) once."]
     return "\n".join(lines) + "\n"

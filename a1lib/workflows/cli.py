@@ -37,6 +37,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("ablation", "run"): (W + "ablation:run", "train (all seeds) and evaluate one ablation variant"),
     ("ablation", "train"): (W + "ablation:train", "train one seed of one ablation variant"),
     ("ablation", "report"): (W + "ablation:report", "ablation figures and the paper-vs-ours claims table"),
+    ("ablation", "sweep"): (W + "ablation_sweep:sweep", "the trained foresight variants and the experts against conveyor / turntable speed"),
 }
 
 GROUP_HELP = {

@@ -216,6 +216,7 @@ def _sweep_result():
             points.append({"arm": arm, "task": "ExpressSorting", "speed_key": "belt_speed", "speed": speed,
                            "successes": k, "episodes": n, "success_rate": k / n, "ci95": [0.0, 1.0]})
     return {"arms": ["a1_full", "pi0_style", "expert", "motion_blind_expert"], "points": points,
+            "references": ["expert", "motion_blind_expert"],
             "training_seeds": {"a1_full": ["seed0", "seed1"], "pi0_style": ["seed0", "seed1"]},
             "episodes_per_speed_and_seed": 10,
             "training_range": {"ExpressSorting": {"speed_key": "belt_speed", "range": [0.08, 0.2]}}}

@@ -170,7 +170,7 @@ def plot_speed_sweep(result: dict[str, Any], out: str | Path) -> Path:
     dashed, the training range shaded."""
     tasks = list(result["training_range"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.0), squeeze=False)
-    arms = [a for a in result["arms"] if a not in ("expert", "motion_blind_expert")]
+    arms = [a for a in result["arms"] if a not in result["references"]]
     for ax, task in zip(axes[0], tasks):
         rng = result["training_range"][task]
         ax.axvspan(*rng["range"], color="0.92", zorder=0, label="training range")
@@ -182,10 +182,10 @@ def plot_speed_sweep(result: dict[str, Any], out: str | Path) -> Path:
             p = np.array([q["success_rate"] for q in pts])
             lo, hi = np.array([q["ci95"][0] for q in pts]), np.array([q["ci95"][1] for q in pts])
             ax.errorbar(v, p, yerr=[p - lo, hi - p], marker="o", capsize=3, color=COLORS.get(arm), label=arm)
-        for arm, style in (("expert", "--"), ("motion_blind_expert", ":")):
+        for arm, style in zip(result["references"], ("--", ":")):  # the expert, the motion-blind expert
             pts = _sweep_points(result, task, arm)
             ax.plot([q["speed"] for q in pts], [q["success_rate"] for q in pts], style, marker=".",
-                    color=COLORS[arm], label=arm.replace("_", " "))
+                    color=COLORS.get(arm, "black"), label=arm.replace("_", " "))
         n = {q["episodes"] for q in result["points"] if q["task"] == task and q["arm"] in arms}
         ax.set_title(f"{task}: success vs speed ({'/'.join(map(str, sorted(n)))} episodes per point)", fontsize=9)
         ax.set_xlabel(f"{rng['speed_key'].replace('_', ' ')} ({SPEED_UNITS.get(rng['speed_key'], '')})")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-from tqdm.auto import tqdm
 
 from a1lib.data.seeds import eval_seed
 from a1lib.eval.ablation import EVAL_SECONDS_PER_EPISODE, SWEPT_TASKS, VARIANTS, pool_seeds
@@ -104,7 +103,7 @@ def run_sweep(directory: str | Path, cfg: SpeedSweepConfig, replan_every: int | 
     print(f"[sweep] {', '.join(policies)} at {speeds} speeds: {episodes} episodes, expected "
           f"~{episodes * EVAL_SECONDS_PER_EPISODE / cfg.workers / 60:.0f} min on {cfg.workers} workers", flush=True)
     points = []
-    for task, (key, training_range) in SWEPT_TASKS.items():
+    for task, (key, _) in SWEPT_TASKS.items():
         for speed in cfg.speeds(key):
             where = {"task": task, "speed_key": key, "speed": speed}
             for arm, rows in policies.items():
@@ -114,10 +113,11 @@ def run_sweep(directory: str | Path, cfg: SpeedSweepConfig, replan_every: int | 
                 per_seed = {name: row["overall"]["success_rate"] for name, row in block["rows"].items()}
                 points.append({"arm": arm, **where, **pool_seeds(block["rows"], [task])["overall"],
                                "per_seed_success": per_seed})
-            for arm, blind in tqdm(REFERENCE_ARMS.items(), desc=f"experts {task} {speed}", disable=not progress):
+            print(f"[sweep] {', '.join(REFERENCE_ARMS)} on {task} at {key} {speed}", flush=True)
+            for arm, blind in REFERENCE_ARMS.items():
                 points.append({"arm": arm, **where,
                                **_reference_point(task, key, speed, cfg.episodes, blind, replan_every)})
-    return {"group": cfg.group, "arms": list(policies) + list(REFERENCE_ARMS),
+    return {"group": cfg.group, "arms": list(policies) + list(REFERENCE_ARMS), "references": list(REFERENCE_ARMS),
             "training_seeds": {arm: sorted(rows) for arm, rows in policies.items()},
             "episodes_per_speed_and_seed": cfg.episodes, "replan_every": replan_every,
             "training_range": {task: {"speed_key": key, "range": list(r)} for task, (key, r) in SWEPT_TASKS.items()},
@@ -142,9 +142,10 @@ def run(args: argparse.Namespace) -> int:
     result = run_sweep(args.dir, cfg, ev.replan_every, progress=not args.no_progress)
     out, figures = Path(args.out), Path(args.figures)
     atomic_write_json(out / "metrics.json", result)
-    atomic_write_text(figures / "speed_sweep.md", speed_sweep_table(result))
+    table = speed_sweep_table(result)
+    atomic_write_text(figures / "speed_sweep.md", table)
     plot_speed_sweep(result, figures / "ablation_speed.png")
-    print(speed_sweep_table(result))
+    print(table)
     print(f"wrote {out / 'metrics.json'}, {figures / 'speed_sweep.md'}, {figures / 'ablation_speed.png'} "
           f"({result['seconds']:.0f} s)")
     return 0

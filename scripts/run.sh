@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up, bring up data/ (from a DVC remote if one is configured, else regenerate it
-# bit-for-bit and check it against data.dvc), then run the DVC pipeline.
+# and check it against data.dvc: bit-for-bit, or a warning that says what differs), then run the DVC pipeline.
 #   bash scripts/run.sh          # the preset selected in params.yaml (cpu by default), in this checkout
 #   bash scripts/run.sh ci       # another preset: in its own workspace, workspaces/ci/ (git-ignored),
 #                                # a copy of the tracked files; nothing tracked here is touched
@@ -46,14 +46,26 @@ elif [ -d data ] && dvc status -q data.dvc 2>/dev/null; then
   echo "data/: present and up to date"
 else
   a1 data generate
-  cp data.dvc /tmp/a1-data.dvc.expected
+  expected=$(mktemp)
+  cp data.dvc "$expected"
   dvc add -q data
-  if ! cmp -s data.dvc /tmp/a1-data.dvc.expected; then
-    echo "error: regenerated data/ differs from data.dvc (different package versions?)." >&2
-    echo "       git diff data.dvc shows the new hash; see README 'Reproducibility'." >&2
-    exit 1
+  if cmp -s data.dvc "$expected"; then
+    echo "data/: regenerated; hash matches data.dvc"
+  else
+    # Not a dead end: this machine's data are as good, just not the same bytes. Say so and go on.
+    python - "$expected" data.dvc <<'PY' >&2
+import sys, yaml
+(a,), (b,) = (yaml.safe_load(open(p))["outs"] for p in sys.argv[1:])
+print("warning: the regenerated data/ differ from the committed data.dvc:")
+for name, o in (("committed", a), ("this machine", b)):
+    print(f"  {name:<13} md5 {o['md5']}  {o['nfiles']} files  {o['size']:,} bytes")
+print("""  The generator computes the same bits on every x86-64 CPU tested (AVX2 and AVX-512; README
+  'Reproducibility'); another OS, CPU architecture or build of numpy / Pillow / zlib can still change
+  some bytes. Going on with this machine's data (data.dvc now holds its hash: `git diff data.dvc`):
+  the pipeline's results will reproduce within run-to-run spread, not to the byte.""")
+PY
   fi
-  echo "data/: regenerated; hash matches data.dvc"
+  rm -f "$expected"
 fi
 
 if [ -f dvc.yaml ]; then dvc repro; fi

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +109,86 @@ def test_unknown_params_key_is_an_error(tmp_path):
     params.write_text("preset: x\npresets:\n  x:\n    data:\n      episodes: 3\n")
     with pytest.raises(ParamsError, match="episodes"):
         load_section("data", gen.DataGenConfig, path=params)
+
+
+# --- the same bytes on every CPU (the real simulator, in fresh processes) --------------------------
+
+_GENERATE_AND_DIGEST = """
+import hashlib, sys
+from pathlib import Path
+from a1lib.data import generate as gen
+cfg = gen.DataGenConfig(image_size=32, tasks=("SortParts", "SweepTrash", "IngredientPicking"), sim_episodes_per_task=2,
+                        lab_episodes_per_task=1, human_episodes_per_task=1, dart_noise=0.15, workers=1)
+gen.generate(cfg, sys.argv[1], progress=False)
+for p in sorted(Path(sys.argv[1]).rglob("*")):
+    if p.is_file():
+        print("digest", p.relative_to(sys.argv[1]), hashlib.md5(p.read_bytes()).hexdigest())
+"""
+
+
+def _narrowed_dispatch() -> str:
+    """Every SIMD extension numpy found on this CPU beyond its build's baseline: disabled, numpy runs the
+    kernels of an older CPU (on an AVX-512 machine that drops Intel's SVML sin / cos / arctan2 too)."""
+    from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_features__
+
+    return " ".join(f for f, on in __cpu_features__.items() if on and f not in __cpu_baseline__)
+
+
+def test_generated_bytes_do_not_depend_on_the_cpu(tmp_path):
+    """Data generation under numpy's full SIMD dispatch and under the narrowest: identical files."""
+    narrowed = _narrowed_dispatch()
+    digests = []
+    for name, extra in (("full", {}), ("narrowed", {"NPY_DISABLE_CPU_FEATURES": narrowed})):
+        run = subprocess.run([sys.executable, "-c", _GENERATE_AND_DIGEST, str(tmp_path / name)],
+                             env={**os.environ, **extra}, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        digests.append([line for line in run.stdout.splitlines() if line.startswith("digest ")])  # not progress lines
+    assert narrowed and len(digests[0]) > 10
+    assert digests[0] == digests[1]
+
+
+_RECORD_WITHOUT_CPU_DEPENDENT_MATH = """
+import math
+import numpy as np
+def refuse(name):
+    def f(*args, **kwargs):
+        raise AssertionError(f"{name} computes CPU- or libm-dependent bits; use a1lib.sim.portable_trig")
+    return f
+for name in ("sin", "cos", "tan", "arctan", "arctan2", "exp", "log", "tanh", "sinh", "cosh", "expm1", "log1p"):
+    setattr(np, name, refuse("np." + name))
+for name in ("sin", "cos", "tan", "atan", "atan2", "exp", "log"):
+    setattr(math, name, refuse("math." + name))
+from a1lib.sim.domains import make_look
+from a1lib.sim.record import record_expert_episode
+from a1lib.sim.tasks import TASKS
+for seed in range(12):  # every table texture of the sim and human domains
+    make_look("sim", np.random.default_rng(seed), 32), make_look("human", np.random.default_rng(seed), 32)
+for task in TASKS:
+    record_expert_episode(task, "lab", 0, 32)
+print("ok")
+"""
+
+
+def test_the_simulator_uses_no_cpu_dependent_math():
+    """numpy's transcendental ufuncs pick their kernel by CPU and libm's differ by version: the
+    simulator and renderer (everything stored in the data) use a1lib.sim.portable_trig instead.
+    Run in a fresh process: the renderer caches its stamps per process."""
+    run = subprocess.run([sys.executable, "-c", _RECORD_WITHOUT_CPU_DEPENDENT_MATH], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+
+
+def test_portable_trig_matches_libm():
+    import math
+
+    from a1lib.sim import portable_trig as trig
+
+    x = np.random.default_rng(0).uniform(-100, 100, 20000)
+    s, c = trig.sin(x), trig.cos(x)
+    assert np.abs(s - np.sin(x)).max() < 1e-15 and np.abs(c - np.cos(x)).max() < 1e-15
+    assert max(abs(trig.sin(v) - math.sin(v)) + abs(trig.cos(v) - math.cos(v)) for v in x[:2000]) < 1e-15
+    assert trig.sin(float(x[7])) == s[7] and trig.cos(float(x[7])) == c[7]  # scalar and array paths agree
+    pts = np.random.default_rng(1).uniform(-2, 2, (2000, 2))
+    assert max(abs(trig.atan2(y, x) - math.atan2(y, x)) for y, x in pts) < 1e-15
+    for y, x in ((0.0, 1.0), (1.0, 0.0), (0.0, -1.0), (-1.0, 0.0), (-1.0, -1.0), (1e-300, -1.0)):
+        assert abs(trig.atan2(y, x) - math.atan2(y, x)) < 1e-15, (y, x)

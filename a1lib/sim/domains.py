@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from a1lib.sim import portable_trig as trig
+
 DOMAINS = ("sim", "lab", "human")
 ACTION_NOISE = 0.05  # lab: std of the Gaussian noise added to each action entry
 LAB_NOISE_STD = 6.0  # lab: sensor noise std in 8-bit units
@@ -72,7 +74,9 @@ def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarra
     elif kind == 2:  # stripes at a random angle
         a = float(rng.uniform(0, np.pi))
         k = float(rng.uniform(10, 25))
-        pat = np.sign(np.sin((np.cos(a) * xs + np.sin(a) * ys) * k * np.pi))
+        u = (trig.cos(a) * xs.astype(np.float64) + trig.sin(a) * ys.astype(np.float64)) * k
+        pat = np.where(np.floor(u) % 2 == 0, 1.0, -1.0)  # the sign of sin(pi u), without a sine
+        pat[u == np.floor(u)] = 0.0
     else:  # blotches: coarse noise, upsampled
         n = int(rng.integers(4, 9))
         coarse = rng.standard_normal((n, n))
@@ -107,7 +111,8 @@ def make_look(domain: str, rng: np.random.Generator, size: int) -> Look:
     # human
     xs, ys = _coords(size)
     base = np.array([168, 122, 82], dtype=np.float32) + rng.uniform(-10, 10, size=3)
-    grain = np.sin((ys + 0.05 * np.sin(xs * 9.0 + float(rng.uniform(0, 6)))) * 60.0)
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    grain = trig.sin((ys + 0.05 * trig.sin(xs * 9.0 + float(rng.uniform(0, 6)))) * 60.0)
     table = np.clip(base[None, None, :] + 12.0 * grain[:, :, None], 0, 255).astype(np.uint8)
     gain = _gain(size, float(rng.uniform(0.9, 1.1)), (0.0, 0.15), (1.08, 1.0, 0.9))
     return Look(table=table, gain=gain, jitter=tuple(float(v) for v in rng.uniform(-0.015, 0.015, size=2) * size),

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from a1lib.sim import portable_trig as trig
 from a1lib.sim import tasks as T
 from a1lib.sim.world import GRASP_MAX_LIFT, MAX_SPEED, MAX_YAW_RATE, World, wrap_angle
 
@@ -62,7 +63,7 @@ def predict(w: World, i: int, steps: float) -> tuple[float, float]:
     if w.on_turntable(i):
         cx, cy = w.table_center
         a = w.table_speed * steps
-        c, s = math.cos(a), math.sin(a)
+        c, s = trig.cos(a), trig.sin(a)
         return cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)
     return x, y
 
@@ -207,10 +208,10 @@ def _sweep_trash(task: T.SweepTrash, w: World, mem: dict, blind: bool) -> np.nda
     ux, uy = px - dx, py - dy
     n = math.hypot(ux, uy)
     ux, uy = ux / n, uy / n
-    push_yaw = math.atan2(uy, ux)
+    push_yaw = trig.atan2(uy, ux)
     byaw = w.yaw + w.held_yaw_offset
     vyaw = _turn(w, push_yaw - w.held_yaw_offset)
-    c, s = math.cos(byaw), math.sin(byaw)
+    c, s = trig.cos(byaw), trig.sin(byaw)
     lx = c * (dx - w.x) + s * (dy - w.y)
     ly = -s * (dx - w.x) + c * (dy - w.y)
     aligned = abs(wrap_angle(push_yaw - byaw)) < 0.35 and -0.005 < lx < 0.09 and abs(ly) < 0.035

@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from a1lib.sim import portable_trig as trig
 from a1lib.sim.domains import post_process
 from a1lib.sim.world import KIND_NAMES
 
@@ -103,8 +104,12 @@ def _prim_mask(p: tuple, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
         return (d2 >= p[3] * p[3]) & (d2 <= p[4] * p[4])
     if kind == "gear":
         r = np.sqrt(dx * dx + dy * dy)
-        teeth = np.cos(np.arctan2(dy, dx) * p[4]) > 0
-        return (r <= p[3]) | ((r <= p[3] * 1.25) & teeth)
+        # a tooth where cos(teeth * angle) > 0, i.e. Re((dx + i dy)^teeth) > 0: products only, because
+        # sample points lie exactly on tooth edges, where any trig kernel's last bit picks the side
+        re_, im_ = dx, dy
+        for _ in range(int(p[4]) - 1):
+            re_, im_ = re_ * dx - im_ * dy, re_ * dy + im_ * dx
+        return (r <= p[3]) | ((r <= p[3] * 1.25) & (re_ > 0))
     if kind == "taper":  # triangle: base of height h at cx - w/2, tip at cx + w/2
         frac = (dx + p[3] / 2) / p[3]
         return (frac >= 0) & (frac <= 1) & (np.abs(dy) <= (1 - frac) * p[4] / 2)
@@ -144,7 +149,7 @@ def _rotated_grid(b: int, half: int, ppu: float, phase: tuple[int, int]):
     oy = (sub - ((phase[1] + 0.5) / SUBPIXEL - 0.5)) / ppu
     ox, oy = np.meshgrid(ox, oy)  # (n*SS, n*SS): x offset (cols), y offset (rows)
     a = b * 2 * math.pi / YAW_BINS
-    c, s = math.cos(a), math.sin(a)
+    c, s = trig.cos(a), trig.sin(a)
     lx = c * ox + s * oy  # table offset rotated into the object's frame
     ly = -s * ox + c * oy
     _GRIDS[key] = (lx, ly)

@@ -18,7 +18,7 @@ Each task is an honest top-down abstraction of the real one:
 * ``SweepTrash``    hold the brush low and push the 3 debris bits into the dustpan (the bristle
                     bar pushes what is in front of it along the brush's +x).
 * ``PlaceMarkpen``  put the pen into the holder slot with its tip at the red-dot end
-                    (position within 0.022, yaw within 0.2 rad).
+                    (position within ``PEN_POS_TOL``, yaw within ``PEN_YAW_TOL`` rad).
 * ``ExpressSorting``  (dynamic) 2 parcels ride a conveyor (+x, speed per episode); grab each and
                     put it in the bin matching its label colour. Parcels that reach the end fall off.
 * ``IngredientPicking`` (dynamic) 3 ingredients ride a turntable (angular speed per episode);
@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from a1lib.sim import portable_trig as trig
 from a1lib.sim.render import PALETTE, object_prims
 from a1lib.sim.world import COLOR, COLOR_NAMES, KIND, KIND_NAMES, World, wrap_angle
 
@@ -267,8 +268,8 @@ class ZipBag(Task):
         yaw = float(rng.uniform(-math.pi, math.pi))
         color = ["blue", "green", "purple", "pink", "cyan"][int(rng.integers(5))]
         self.bag = w.add("bag", color, float(cx), float(cy), yaw, size=(0.38, 0.24))
-        u = np.array([math.cos(yaw), math.sin(yaw)])
-        n = np.array([-math.sin(yaw), math.cos(yaw)])
+        u = np.array([trig.cos(yaw), trig.sin(yaw)])
+        n = np.array([-trig.sin(yaw), trig.cos(yaw)])
         mid = np.array([cx, cy]) - n * 0.07  # the seam runs along the bag, near its top edge
         self.length = 0.3
         self.a = mid - u * self.length / 2
@@ -476,9 +477,9 @@ class SweepTrash(Task):
             self._check(w)
             return
         bx, by, byaw = w.pose[self.brush]
-        c, s = math.cos(byaw), math.sin(byaw)
+        c, s = trig.cos(byaw), trig.sin(byaw)
         px, py, pyaw = self._prev
-        pc, ps = math.cos(pyaw), math.sin(pyaw)
+        pc, ps = trig.cos(pyaw), trig.sin(pyaw)
         for k, d in enumerate(self.debris):
             if self.collected[k]:
                 continue
@@ -551,7 +552,7 @@ class IngredientPicking(Task):
         for k, kind in enumerate(kinds):
             a = a0 + k * 2 * math.pi / 3 + float(rng.uniform(-0.3, 0.3))
             rad = float(rng.uniform(0.1, 0.18))
-            i = w.add(kind, self.ITEMS[kind], self.CENTER[0] + rad * math.cos(a), self.CENTER[1] + rad * math.sin(a),
+            i = w.add(kind, self.ITEMS[kind], self.CENTER[0] + rad * trig.cos(a), self.CENTER[1] + rad * trig.sin(a),
                       float(rng.uniform(-math.pi, math.pi)), graspable=True)
             self.items.append(i)
         self.target = self.items[int(rng.integers(3))]

@@ -33,6 +33,8 @@ import math
 
 import numpy as np
 
+from a1lib.sim import portable_trig as trig
+
 FPS = 10
 DT = 1.0 / FPS
 MAX_OBJECTS = 8
@@ -133,8 +135,8 @@ class World:
         s = np.empty(STATE_DIM, dtype=np.float32) if out is None else out
         s[0] = self.x
         s[1] = self.y
-        s[2] = math.cos(self.yaw)
-        s[3] = math.sin(self.yaw)
+        s[2] = trig.cos(self.yaw)
+        s[3] = trig.sin(self.yaw)
         s[4] = self.lift
         s[5] = self.grip
         return s
@@ -233,7 +235,7 @@ class World:
         if self.table_center is not None:
             w = self.table_speed
             self.table_angle += w
-            c, s = math.cos(w), math.sin(w)
+            c, s = trig.cos(w), trig.sin(w)
             cx, cy = self.table_center
             for i in range(self.n):
                 if i != self.held and self.graspable[i] and self.on_table[i] and self.on_turntable(i):

@@ -96,3 +96,22 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
                                      "--out", str(tmp_path / "ddp_eval")], cwd=repo, env=env, capture_output=True, text=True)
     assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
     assert json.loads((tmp_path / "ddp_eval" / "metrics.json").read_text())["rows"]["a1"]["overall"]["episodes"] == 1
+
+
+@pytest.mark.slow
+def test_main_command_carries_on_when_this_machines_data_differ(tmp_path):
+    """No dead end: when the regenerated data/ hash differs from data.dvc (another OS, CPU architecture
+    or library build), the main command says what differs and goes on with this machine's data.
+    Simulated with the ci preset as the checkout's default against the committed cpu data.dvc."""
+    repo = tmp_path / "repo"
+    _fresh_copy(repo)
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("preset: cpu", "preset: ci", 1))
+    (repo / "dvc.yaml").unlink()  # the data step only
+    committed = (repo / "data.dvc").read_text()
+    env = {**os.environ, "A1_SKIP_SETUP": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "TQDM_DISABLE": "1"}
+    run = subprocess.run(["bash", "scripts/run.sh"], cwd=repo, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "differ from the committed data.dvc" in run.stderr and "run-to-run spread" in run.stderr
+    assert (repo / "data.dvc").read_text() != committed and (repo / "data" / "lab" / "meta" / "info.json").is_file()

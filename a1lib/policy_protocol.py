@@ -18,7 +18,10 @@ keys (e.g. ``"imagined"`` for the decoded future frame).
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,6 +39,38 @@ def binarize_actions(actions: np.ndarray, dims: tuple[int, ...] | list[int]) -> 
     idx = list(dims)
     out[..., idx] = np.where(out[..., idx] > 0, 1.0, -1.0)
     return out
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a policy is run, decided once, by the policy package (an A1Policy's ``policy.json``): every
+    loop that drives a policy (evaluation and its sweeps, the explorer, the notebooks, ``a1 serve``,
+    the robot loop) reads these from the policy. An override is explicit (``overridden``) and printed."""
+
+    replan_every: int | None = None  # actions executed per chunk before asking again (LeRobot's n_action_steps); None: all
+    delta: int = 0  # observation.image_past is frame t - delta (0: the policy reads one frame)
+    noise_scale: float = 1.0  # the flow starts from noise_scale * N(0, I); 0: the mean chunk
+
+    def checked(self, horizon: int) -> "InferenceSettings":
+        """Self, after checking the values against a chunk of ``horizon`` actions."""
+        if self.replan_every is not None and not 1 <= self.replan_every <= horizon:
+            raise ValueError(f"replan_every must be in 1..{horizon} (the chunk size) or None, got {self.replan_every}")
+        if self.delta < 0 or not self.noise_scale >= 0:
+            raise ValueError(f"delta and noise_scale must be >= 0, got {self.delta}, {self.noise_scale}")
+        return self
+
+    def overridden(self, who: str, **changes: Any) -> "InferenceSettings":
+        """These settings with ``changes`` applied; each real change is printed (to stderr), naming ``who``."""
+        new = dataclasses.replace(self, **changes)
+        said = [f"{k} {getattr(self, k)} -> {getattr(new, k)}" for k in changes if getattr(new, k) != getattr(self, k)]
+        if said:
+            print(f"{who}: inference settings overridden: {', '.join(said)}", file=sys.stderr)
+        return new
+
+
+def inference_settings(policy: Any) -> InferenceSettings:
+    """The settings a policy owns (the defaults for one without: the expert, the random baseline)."""
+    return getattr(policy, "settings", None) or InferenceSettings()
 
 
 @runtime_checkable

@@ -71,7 +71,7 @@ def ship(policy: str | Path = "artifacts/finetune/policy", out: str | Path = SHI
         "size_mb": round(size, 2),
         "dvc_lock": {s: stages[s] for s in STAGES},
         "evaluation": {"row": name, "seeds": evaluation["seeds"], "episodes_per_task": evaluation["episodes_per_task"],
-                       "replan_every": evaluation.get("replan_every"), "overall": evaluation["rows"][name]["overall"],
+                       "settings": evaluation["rows"][name]["settings"], "overall": evaluation["rows"][name]["overall"],
                        "per_task": {t: {k: v[k] for k in ("successes", "episodes", "success_per_episode", "seeds")}
                                     for t, v in evaluation["rows"][name]["per_task"].items()}},
         "reproduce": f"a1 evaluate --policy {out} --reference '' --gifs-per-task 0",

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokenizer-steps", type=int, default=150)
     p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE", help="A1Config override (JSON value)")
     p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--replan-every", type=int, default=5)
+    p.add_argument("--replan-every", type=int, default=None,
+                   help="override the replan interval the rungs' policies are exported with (params)")
     p.add_argument("--noise-scale", type=float, default=1.0,
                    help="the A1 rung's sampling noise (the cpu pipeline's finetune.noise_scale is 0; 1.0 keeps the "
                         "ladder's recorded numbers comparable)")
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from a1lib.eval.evaluate import evaluate
     from a1lib.eval.perception import heldout_episodes, localisation_errors, token_probe_errors
     from a1lib.models.configuration_a1 import A1Config
-    from a1lib.models.image_tokenizer import ImageTokenizerConfig, train_image_tokenizer
+    from a1lib.models.image_tokenizer import ImageTokenizerConfig
     from a1lib.models.policy_a1 import A1Policy
     from a1lib.models.text_tokenizer import build_corpus, save_text_tokenizer, train_text_tokenizer
     from a1lib.train import inputs
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from a1lib.train.datamodule import build_normalizer
     from a1lib.train.latent_cache import encode_dataset
     from a1lib.train.privileged import PrivilegedTrainConfig, train_privileged
+    from a1lib.train.tokenizers import train_image_tokenizer
     from a1lib.train.trainer import fit
     from a1lib.train.vision import VisionTrainConfig, pretrain_vision
     from a1lib.workflows.params import parse_overrides
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     datasets = inputs.load_datasets(work / "data", ["sim", "lab"])
     normalizer = build_normalizer(datasets)
     print(f"data: {sum(len(d) for d in datasets.values())} frames in {time.time() - t:.0f} s")
-    evaluate_kw = dict(episodes=args.eval_episodes, replan_every=args.replan_every, workers=2, gifs_per_task=0,
+    override = {} if args.replan_every is None else {"replan_every": args.replan_every}
+    evaluate_kw = dict(episodes=args.eval_episodes, override=override, workers=2, gifs_per_task=0,
                        progress=False)
 
     def success(metrics, name):
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             rows["probe"] = {"keypoints": localisation_errors(policy.model.vision, policy.processor, test).get("per_name", {}),
                              "token_probe": token_probe_errors(policy, train, test), "seconds": time.time() - t}
 
-    print(f"\nladder on {tasks} (lab domain, replan every {args.replan_every}, {args.eval_episodes} episodes/task)")
+    replan = "the policies' own replan interval" if args.replan_every is None else f"replan every {args.replan_every}"
+    print(f"\nladder on {tasks} (lab domain, {replan}, {args.eval_episodes} episodes/task)")
     print(f"{'rung':<12}{'success (95% CI)':<26}{'samples':>10}{'wall s':>9}   (a1: vision frames + model samples)")
     for name in ("privileged", "a1"):
         if name in rows:

@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--on-policy", default=None, metavar="TASKS",
                     help="comma-separated tasks: error on the expert's vs the policy's own states, closed loop")
     ap.add_argument("--episodes", type=int, default=5, help="--on-policy: validation episodes per task and driver")
-    ap.add_argument("--replan-every", type=int, default=2, help="--on-policy: actions executed per chunk")
+    ap.add_argument("--replan-every", type=int, default=None,
+                    help="--on-policy: actions executed per chunk (default: the policy's own, policy.json)")
     args = ap.parse_args(argv)
     if args.on_policy:
         return on_policy(args)
@@ -89,14 +90,17 @@ def on_policy(args) -> int:
     from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
     from a1lib.data.seeds import validation_seed
     from a1lib.eval.evaluate import load_policy, policy_image_size
+    from a1lib.policy_protocol import inference_settings
     from a1lib.sim import ACTION_NAMES
 
     torch.set_num_threads(1)
     policy = load_policy(args.policy, imagine=False)
-    delta, image_size = getattr(policy, "delta", 0), policy_image_size(args.policy, 64)
+    delta, image_size = inference_settings(policy).delta, policy_image_size(args.policy, 64)
     print(f"{args.policy}: first action vs the expert's command for the same state, lab, {args.episodes} "
           f"validation episodes per task and driver; mean absolute error (binary dims: share of wrong signs)")
     print(f"{'task':<18}{'driver':>8}{'success':>9}{'steps':>7}" + "".join(f"{n:>8}" for n in ACTION_NAMES))
+    own = inference_settings(policy).replan_every
+    replan_every = (args.replan_every if args.replan_every is not None else own) or policy.config.chunk_size
     binary = list(getattr(policy, "binary_action_dims", ()))
     t0 = time.time()
     for task in args.on_policy.split(","):
@@ -113,7 +117,7 @@ def on_policy(args) -> int:
                         past = history[max(len(history) - 1 - delta, 0)]
                         chunk = policy.infer({IMAGE: obs["image"], IMAGE_PAST: past, STATE: obs["state"],
                                               TASK: env.unwrapped.instruction})["actions"]
-                        queue = list(chunk[:args.replan_every])
+                        queue = list(chunk[:replan_every])
                     action = queue.pop(0)
                     e = np.abs(action - expert)
                     e[binary] = np.sign(action[binary]) != np.sign(expert[binary])

@@ -205,6 +205,7 @@ class SeenPolicy:
 
     def __init__(self, inner, seen: SeenInputs):
         self.inner, self.seen = inner, seen
+        self.settings = inner.settings  # run as the MLP is
 
     def attach(self, env) -> None:
         self.inner.attach(env)
@@ -223,7 +224,7 @@ class SeenPolicy:
             return self.inner.infer(obs)
 
 
-def evaluate_seen(policy, tasks, episodes: int, seed_set: str, replan_every: int) -> dict:
+def evaluate_seen(policy, tasks, episodes: int, seed_set: str) -> dict:
     """Closed-loop outcomes of a policy *object* (``a1 evaluate`` loads policies from directories),
     on the same seeds and domain, summarised as its rows are (``summarise``)."""
     import gymnasium as gym
@@ -238,7 +239,7 @@ def evaluate_seen(policy, tasks, episodes: int, seed_set: str, replan_every: int
         for i in range(episodes):
             env = gym.make(f"a1lib/{task}-v0", domain=DOMAIN, image_size=64)
             try:
-                res = run_episode(env, policy, seed_of(task, i), replan_every=replan_every)
+                res = run_episode(env, policy, seed_of(task, i))
             finally:
                 env.close()
             results.append({"task": task, "success": res.success, "steps": res.steps, "seed": res.seed})
@@ -267,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all ten)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per task")
     p.add_argument("--seed-set", default="validation", choices=("validation", "eval"))
-    p.add_argument("--replan-every", type=int, default=2)
+    p.add_argument("--replan-every", type=int, default=None,
+                   help="override the replan interval the policies are exported with (params privileged.replan_every)")
     p.add_argument("--policy", default=None, help="A1 policy directory: what the `seen` variant reads")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: params privileged.steps)")
     p.add_argument("--threads", type=int, default=1)
@@ -303,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dim = datasets[cfg.sources[0]].features[STATE]["shape"][0]
     out = Path(args.out)
     rows = {}
+    override = {} if args.replan_every is None else {"replan_every": args.replan_every}
     for v in variants:
         t0 = time.time()  # training time includes the `seen` variants' pass over every frame
         if v.startswith("seen"):
@@ -311,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
             with features_of(lambda state, scene: next(xs)):
                 policy, stats = train_privileged(datasets, cfg, normalizer, horizon, progress=False)
             t1 = time.time()
-            summary = evaluate_seen(SeenPolicy(policy, seen), tasks, args.episodes, args.seed_set, args.replan_every)
+            if args.replan_every is not None:
+                policy.settings = policy.settings.overridden(v, replan_every=args.replan_every)
+            summary = evaluate_seen(SeenPolicy(policy, seen), tasks, args.episodes, args.seed_set)
         else:
             with features_of(variant_features(v, state_dim)):
                 policy, stats = train_privileged(datasets, cfg, normalizer, horizon, progress=False)
@@ -319,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 atomic_write_json(out / v / "policy" / "variant.json", {"variant": v})
                 t1 = time.time()
                 summary = evaluate({v: str(out / v / "policy")}, tasks, args.episodes, out=None, workers=1,
-                                   replan_every=args.replan_every, gifs_per_task=0, progress=False,
+                                   override=override, gifs_per_task=0, progress=False,
                                    seed_set=args.seed_set)["rows"][v]
         o = summary["overall"]
         rows[v] = {"successes": o["successes"], "episodes": o["episodes"], "ci95": o["ci95"],

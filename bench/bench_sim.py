@@ -32,8 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from a1lib.io import atomic_write_text  # noqa: E402
 from a1lib.sim import DYNAMIC_TASKS, TASKS, make_env  # noqa: E402
-
-SPEED_KEYS = {"ExpressSorting": "belt_speed", "IngredientPicking": "turntable_speed"}
+from a1lib.sim.tasks import SPEED_KEYS  # noqa: E402
 
 
 def measure_speed(domain: str, task: str, steps: int, source: str, image_size: int) -> dict:

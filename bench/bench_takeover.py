@@ -41,7 +41,7 @@ _POLICIES: dict[str, object] = {}
 
 
 def record_takeover_episode(task: str, domain: str, seed: int, image_size: int = 64, dart_noise: float = 0.0,
-                            policy_dir: str = "", replan_every: int = 2):
+                            policy_dir: str = ""):
     """One episode: the policy at ``policy_dir`` drives, then the expert; labels are the expert's."""
     import torch
 
@@ -73,7 +73,7 @@ def record_takeover_episode(task: str, domain: str, seed: int, image_size: int =
             obs = current["obs"]
             chunk = policy.infer({IMAGE: obs["image"], IMAGE_PAST: history[max(t - policy.delta, 0)],
                                   STATE: obs["state"], TASK: env.instruction})["actions"]
-            queue.extend(chunk[:replan_every])
+            queue.extend(chunk[:policy.settings.replan_every])  # the policy's own interval (None: all)
         return queue.pop(0)
 
     return rollout_policy(env, expert_label, seed=int(seed), perturb=execute)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a1lib.models.image_tokenizer import ImageTokenizerConfig, train_image_tokenizer
+from a1lib.models.image_tokenizer import ImageTokenizerConfig
+from a1lib.train.tokenizers import train_image_tokenizer
 
 
 def synthetic_episodes(n_episodes: int, frames_per_episode: int, size: int = 64, seed: int = 0):

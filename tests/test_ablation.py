@@ -1,21 +1,23 @@
 """Ablation variants, their training commands, and the generated paper-vs-ours claims table."""
 
-import json
 
 import pytest
 import yaml
 from conftest import ROOT
 
-from a1lib.eval.ablation import VARIANTS, AblationConfig, TaskGroup, expected_seconds, get_variant, parse_run, pool_seeds
-from a1lib.eval.claims import (
-    CLAIMS,
-    claims_table,
-    difference_interval,
-    evaluate_claims,
-    min_detectable_difference,
-    verdict,
+from a1lib.eval.ablation import (
+    VARIANTS,
+    AblationConfig,
+    RunLayout,
+    TaskGroup,
+    expected_seconds,
+    get_variant,
+    parse_run,
+    pool_seeds,
 )
-from a1lib.workflows.ablation import train_commands
+from a1lib.eval.claims import CLAIMS, claims_table, evaluate_claims, verdict
+from a1lib.eval.stats import Rate, difference_interval, min_detectable_difference
+from a1lib.workflows.ablation import training_steps
 
 ALL = ["SortParts", "PlaceFlower", "ExpressSorting", "IngredientPicking"]
 
@@ -48,27 +50,32 @@ def test_params_runs_and_claims_name_real_groups_and_variants():
             assert {f"{c.group}-{c.better}", f"{c.group}-{c.worse}"} <= run_names, c.text
 
 
-def test_train_commands_change_one_thing_per_variant(tmp_path):
+def test_training_steps_change_one_thing_per_variant(tmp_path):
     group = TaskGroup(tasks=("PlaceFlower", "ZipBag"), seeds=(3,), pretrain_steps=7, finetune_steps=5)
-    common = ["--params", str(ROOT / "params.yaml"), "--preset", "cpu"]
+    layout = RunLayout.of(tmp_path, "g-x")
 
-    def cmds(name):
-        return train_commands(get_variant(name), 3, tmp_path, group, common, str(ROOT / "params.yaml"), "cpu")
+    def steps(name):
+        return training_steps(get_variant(name), 3, layout, group, str(ROOT / "params.yaml"), "cpu")
 
-    full = cmds("a1_full")
-    assert [c[0] for c in full] == ["pretrain", "finetune"]
-    assert "--steps" in full[0] and full[0][full[0].index("--steps") + 1] == "7"
-    for cmd in full:  # both stages train on the group's tasks only
-        assert '--set=tasks=["PlaceFlower","ZipBag"]' in cmd
-    assert "--set=seed=3" in full[0] and "--model-set=seed=3" in full[0]
-    assert "--init" in full[1] and "--from-scratch" not in full[1]
-    assert '--model-set=generation="none"' in cmds("pi0_style")[0]
-    assert "--model-set=lambda_und=0.0" in cmds("no_understanding")[0]
-    weights = [a for a in cmds("data_sim_human")[0] if a.startswith("--set=source_weights=")][0]
-    assert set(json.loads(weights.split("=", 2)[2])) == {"sim", "human"}
-    scratch = cmds("no_pretrain")
-    assert [c[0] for c in scratch] == ["finetune"] and "--from-scratch" in scratch[0]
-    assert "--set=init_vision=artifacts/vision" in scratch[0]  # no robot pretraining, but the vision stage kept
+    full = steps("a1_full")
+    assert [s.section for s in full] == ["pretrain", "finetune"]
+    assert [s.out for s in full] == [tmp_path / "g-x/runs/seed3/pretrain", tmp_path / "g-x/runs/seed3/finetune"]
+    assert full[0].changes["steps"] == 7 and full[1].changes["steps"] == 5
+    for step in full:  # both stages train on the group's tasks only, with the seed
+        assert step.changes["tasks"] == ["PlaceFlower", "ZipBag"] and step.changes["seed"] == 3
+    assert full[0].model == {"seed": 3} and full[0].init is None
+    assert full[1].init == layout.policy(3, "pretrain") and full[1].model == {}  # fine-tuned from its pretraining
+    assert steps("pi0_style")[0].model == {"seed": 3, "generation": "none"}
+    assert steps("no_understanding")[0].model == {"seed": 3, "lambda_und": 0.0}
+    assert set(steps("data_sim_human")[0].changes["source_weights"]) == {"sim", "human"}
+    scratch = steps("no_pretrain")
+    assert [s.section for s in scratch] == ["finetune"] and scratch[0].init is None
+    assert scratch[0].changes["init_vision"] == "artifacts/vision"  # no robot pretraining, but the vision stage kept
+    # every step is a valid TrainConfig of its section
+    from a1lib.workflows.params import train_config
+
+    for step in full + scratch:
+        assert train_config(step.section, str(ROOT / "params.yaml"), "cpu", step.changes).steps in (5, 7)
 
 
 def test_bad_variant_and_config_are_named():
@@ -89,23 +96,15 @@ def test_bad_variant_and_config_are_named():
         AblationConfig(groups={"dyn": {"tasks": ["ZipBag"]}}).group("static")
 
 
-def test_expected_time_counts_seeds_in_rounds_and_the_sweep():
+def test_expected_time_counts_seeds_in_rounds():
     from a1lib.eval.ablation import EVAL_SECONDS_PER_EPISODE as E
 
-    def t(variant, seeds, sweep=0):
+    def t(variant, seeds):
         g = TaskGroup(tasks=("ExpressSorting",), seeds=seeds, pretrain_steps=100, finetune_steps=50, episodes=1)
-        return expected_seconds(g, VARIANTS[variant], (32, 32), parallel=2, sweep_episodes=sweep, sweep_speeds=4)
+        return expected_seconds(g, VARIANTS[variant], (32, 32), parallel=2)
 
     assert t("a1_full", (0, 1, 2)) - 1.5 * E == pytest.approx(2 * (t("a1_full", (0, 1)) - E))  # 3 seeds: 2 rounds
-    assert t("a1_full", (0, 1), sweep=1) - t("a1_full", (0, 1)) == pytest.approx(4 * E)  # 2 seeds x 4 speeds / 2
-    assert t("no_pretrain", (0, 1), sweep=1) == t("no_pretrain", (0, 1)) < t("a1_full", (0, 1)) / 2
-
-
-def test_the_speed_sweep_covers_the_swept_tasks_of_a_group_only():
-    cfg = AblationConfig(groups={"dyn": {"tasks": ["ExpressSorting"]}}, belt_speeds=(0.0, 0.2), turntable_speeds=(1.0,))
-    assert cfg.sweeps(["PlaceFlower", "ExpressSorting"]) == [("ExpressSorting", "belt_speed", (0.0, 0.2))]
-    assert [t for t, _, _ in cfg.sweeps(["IngredientPicking", "ExpressSorting"])] == ["ExpressSorting", "IngredientPicking"]
-    assert cfg.sweeps(["PlaceFlower", "SortParts"]) == []
+    assert t("no_pretrain", (0, 1)) < t("a1_full", (0, 1)) / 2
 
 
 def test_pool_seeds_adds_episodes_over_seeds():
@@ -117,16 +116,16 @@ def test_pool_seeds_adds_episodes_over_seeds():
 
 
 def test_difference_interval_and_verdicts():
-    d, lo, hi = difference_interval(45, 50, 10, 50)
+    d, lo, hi = difference_interval(Rate(45, 50), Rate(10, 50))
     assert d == pytest.approx(0.7) and 0 < lo < 0.7 < hi < 1
     assert verdict(lo, hi, 0.9, 0.2) == "reproduced"
-    d, lo, hi = difference_interval(6, 10, 4, 10)
+    d, lo, hi = difference_interval(Rate(6, 10), Rate(4, 10))
     assert lo < 0 < d < hi and verdict(lo, hi, 0.6, 0.4) == "inconclusive"
-    d, lo, hi = difference_interval(5, 50, 45, 50)
+    d, lo, hi = difference_interval(Rate(5, 50), Rate(45, 50))
     assert hi < 0 and verdict(lo, hi, 0.1, 0.9) == "contradicted"
-    d, lo, hi = difference_interval(0, 10, 0, 10)
+    d, lo, hi = difference_interval(Rate(0, 10), Rate(0, 10))
     assert d == 0 and verdict(lo, hi, 0.0, 0.0) == "no signal"
-    assert verdict(*difference_interval(2, 50, 1, 50)[1:], 0.04, 0.02) == "no signal"
+    assert verdict(*difference_interval(Rate(2, 50), Rate(1, 50))[1:], 0.04, 0.02) == "no signal"
 
 
 def test_min_detectable_difference_shrinks_with_episodes():
@@ -175,22 +174,20 @@ def test_report_names_a_malformed_metrics_file(tmp_path):
         load_results(tmp_path)
 
 
-def test_train_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeypatch):
+def test_train_reuses_a_finished_run_only_for_the_same_configuration(tmp_path, monkeypatch):
     import argparse
 
-    import a1lib.workflows.cli
+    import a1lib.workflows.ablation
     from a1lib.workflows.ablation import train_seed
 
     calls = []
 
-    def fake_main(cmd):  # stands in for `a1 pretrain` / `a1 finetune`: makes the policy dir
-        calls.append(cmd[0])
-        out = tmp_path / cmd[cmd.index("--out") + 1]
-        (out / "policy").mkdir(parents=True, exist_ok=True)
-        (out / "checkpoints").mkdir(exist_ok=True)
-        return 0
+    def fake_run(step, args):  # stands in for the training layer: makes the policy dir
+        calls.append(step.section)
+        (step.out / "policy").mkdir(parents=True, exist_ok=True)
+        (step.out / "checkpoints").mkdir(exist_ok=True)
 
-    monkeypatch.setattr(a1lib.workflows.cli, "main", fake_main)
+    monkeypatch.setattr(a1lib.workflows.ablation, "run_training_step", fake_run)
     monkeypatch.chdir(tmp_path)
     params = tmp_path / "params.yaml"
     def budget(steps):
@@ -201,7 +198,7 @@ def test_train_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeyp
     args = argparse.Namespace(run="g-a1_full", seed=0, out="run", params=str(params), preset=None, data="d",
                               latents="l", tokenizer="t", threads=1)
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune"]
-    assert not (tmp_path / "run" / "pretrain" / "checkpoints").exists()  # optimizer state dropped when done
+    assert not (tmp_path / "run" / "runs" / "seed0" / "pretrain" / "checkpoints").exists()  # optimizer state dropped
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune"]  # same commands: reused
     params.write_text(budget(4))
     assert train_seed(args) == 0 and calls == ["pretrain", "finetune", "pretrain", "finetune"]  # changed: retrained
@@ -250,10 +247,12 @@ def test_speed_sweep_table_and_figure_come_from_the_points(tmp_path):
     assert plot_speed_sweep(_sweep_result(), tmp_path / "speed.png").stat().st_size > 0
 
 
-def test_the_expert_reference_of_the_sweep_is_a_real_rollout():
-    from a1lib.workflows.ablation_sweep import _reference_point
+def test_the_expert_references_of_the_sweep_are_real_rollouts_through_the_one_runner():
+    from a1lib.eval.evaluate import evaluate
+    from a1lib.workflows.ablation_sweep import REFERENCE_ARMS
 
     # at belt speed 0 the second parcel never arrives: the expert fails; at 0.1 it succeeds (bench_sim section 4)
-    stopped = _reference_point("ExpressSorting", "belt_speed", 0.0, 2, False, None)
-    moving = _reference_point("ExpressSorting", "belt_speed", 0.1, 2, False, None)
+    refs = {arm: arm for arm in REFERENCE_ARMS}
+    stopped, moving = (evaluate(refs, ["ExpressSorting"], 2, env_kwargs={"belt_speed": v}, workers=1, gifs_per_task=0,
+                                progress=False)["rows"]["expert"]["overall"] for v in (0.0, 0.1))
     assert stopped["successes"] == 0 and moving["successes"] == 2 and moving["episodes"] == 2

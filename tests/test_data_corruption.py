@@ -126,6 +126,35 @@ def interrupted_generation(root: Path) -> None:
     os.replace(root, root.with_name(root.name + ".old"))
 
 
+def edit_json(rel, change):
+    """Rewrite a JSON file: ``change(parsed) -> new content`` (NaN is written as JSON's NaN token)."""
+    def apply(root: Path) -> None:
+        (root / rel).write_text(json.dumps(change(json.loads((root / rel).read_text()))))
+    return apply
+
+
+def replace_dir(rel):
+    def apply(root: Path) -> None:
+        (root / rel).unlink()
+        (root / rel).mkdir()
+    return apply
+
+
+def shift_column(rel, name, by):
+    return edit_column(rel, name, lambda values: [v + by for v in values])
+
+
+def set_columns(rel, columns):
+    """Replace whole columns of a parquet file: ``{name: values}``."""
+    def apply(root: Path) -> None:
+        for name, values in columns.items():
+            edit_column(rel, name, lambda _old, values=values: list(values))(root)
+    return apply
+
+
+FROM_TS, TO_TS = "videos/observation.image/from_timestamp", "videos/observation.image/to_timestamp"
+
+
 def v21_edit(rel, change):
     def apply(root: Path) -> None:
         rows = [json.loads(line) for line in (root / rel).read_text().splitlines()]
@@ -142,10 +171,10 @@ CASES = [
     ("info-not-object", "img", write("meta/info.json", "[1, 2]"), r"info\.json: expected a JSON object", "load"),
     ("info-missing-field", "img", edit_info(total_frames=_DROP), r"info\.json: missing field\(s\) \['total_frames'\]", "load"),
     ("info-version", "img", edit_info(codebase_version="v1.6"), r"info\.json: codebase_version 'v1.6' is not supported", "load"),
-    ("fps-string", "img", edit_info(fps="ten"), r"info\.json: fps must be a positive integer, got 'ten'", "load"),
-    ("fps-fraction", "img", edit_info(fps=10.5), r"info\.json: fps must be a positive integer, got 10.5", "load"),
-    ("fps-zero", "img", edit_info(fps=0), r"info\.json: fps must be a positive integer, got 0", "load"),
-    ("fps-bool", "img", edit_info(fps=True), r"info\.json: fps must be a positive integer, got True", "load"),
+    ("fps-string", "img", edit_info(fps="ten"), r"info\.json: fps must be a positive integer up to 1000, got 'ten'", "load"),
+    ("fps-fraction", "img", edit_info(fps=10.5), r"info\.json: fps must be a positive integer up to 1000, got 10.5", "load"),
+    ("fps-zero", "img", edit_info(fps=0), r"info\.json: fps must be a positive integer up to 1000, got 0", "load"),
+    ("fps-bool", "img", edit_info(fps=True), r"info\.json: fps must be a positive integer up to 1000, got True", "load"),
     ("episodes-negative", "img", edit_info(total_episodes=-1), r"info\.json: total_episodes must be a non-negative integer", "load"),
     ("frames-string", "img", edit_info(total_frames="22"), r"info\.json: total_frames must be a non-negative integer, got '22'", "load"),
     ("features-list", "img", edit_info(features=lambda i: list(i["features"])), r"info\.json: 'features' must be a mapping .* got list", "load"),
@@ -172,7 +201,7 @@ CASES = [
     ("episodes-no-chunk-index", "img", edit_column(EPISODES, "data/chunk_index", lambda v: None), r"file-000\.parquet: missing column\(s\) \['data/chunk_index'\]", "load"),
     ("episodes-no-to-index", "img", edit_column(EPISODES, "dataset_to_index", lambda v: None), r"file-000\.parquet: missing column\(s\) \['dataset_to_index'\]", "load"),
     ("episodes-null-length", "img", set_value(EPISODES, "length", 1, None), r"file-000\.parquet: null values in \['length'\]", "load"),
-    ("episodes-wrong-length", "img", set_value(EPISODES, "length", 1, 5), r"episode 1 rows 6:15 disagree with the episodes metadata", "load"),
+    ("episodes-wrong-length", "img", set_value(EPISODES, "length", 1, 5), r"episodes/chunk-000/file-000\.parquet: episode 1: rows 6:15 disagree with its length 5", "load"),
     ("episodes-wrong-file", "img", set_value(EPISODES, "data/file_index", 1, 7), r"data/chunk-000/file-007\.parquet: missing", "load"),
     # data parquet
     ("data-corrupt", "img", truncate(DATA), r"file-000\.parquet: corrupt parquet", "load"),
@@ -190,7 +219,7 @@ CASES = [
     ("task-index-past-table", "img", set_value(DATA, "task_index", 3, 5), r"file-000\.parquet: task_index 5 at frame 3 is not in meta/tasks \(2 tasks\)", "load"),
     ("task-index-negative", "img", set_value(DATA, "task_index", 12, -1), r"file-000\.parquet: task_index -1 at frame 12 is not in meta/tasks", "load"),
     ("index-out-of-order", "img", set_value(DATA, "index", 2, 7), r"data: column 'index' is not 0\.\.21 in order", "load"),
-    ("episode-index-wrong", "img", set_value(DATA, "episode_index", 7, 2), r"episode 1 rows 6:15 disagree", "load"),
+    ("episode-index-wrong", "img", set_value(DATA, "episode_index", 7, 2), r"data/chunk-000/file-000\.parquet: episode_index 2 at frame 7, but the episodes table puts rows 6:15 in episode 1", "load"),
     ("stats-corrupt", "img", write("meta/stats.json", "{"), r"stats\.json: corrupt JSON", "load"),
     # images
     ("image-declared-larger", "img", edit_feature("observation.image", shape=[32, 32, 3]), r"file-000\.parquet: column 'observation.image' holds 16x16 images, but meta/info.json declares \[32, 32, 3\]", "load"),
@@ -205,7 +234,7 @@ CASES = [
     ("video-info-size", "vid", edit_feature("observation.image", shape=[16, 16, 3]), r"info\.json: feature 'observation.image' declares shape \[16, 16, 3\] but its video info says 32x32", "load"),
     ("video-declared-smaller", "vid", edit_feature("observation.image", shape=[16, 16, 3], info={}), r"file-000\.mp4: frame at t=0\.000 s is 32x32, meta/info.json declares \[16, 16, 3\]", "deep"),
     ("video-no-from-timestamp", "vid", edit_column(EPISODES, "videos/observation.image/from_timestamp", lambda v: None), r"file-000\.parquet: missing column\(s\) \['videos/observation.image/from_timestamp'\]", "load"),
-    ("video-episode-past-end", "vid", set_value(EPISODES, "videos/observation.image/from_timestamp", 2, 9.0), r"file-000\.mp4: no frame within .* of t=9\.000 s", "deep"),
+    ("video-episode-past-end", "vid", set_columns(EPISODES, {FROM_TS: [0.0, 0.6, 9.0], TO_TS: [0.6, 1.5, 9.7]}), r"file-000\.mp4: no frame within .* of t=9\.000 s", "deep"),
     # interrupted writers
     ("incomplete-marker", "img", write(".incomplete", ""), r"incomplete dataset \(still being written", "load"),
     ("interrupted-finalize", "img", interrupted_finalize, r"\.tmp is complete: finalize was interrupted .* recover with `mv .*\.tmp .*` and delete the previous one with `rm -r .*\.old`", "load"),
@@ -215,6 +244,35 @@ CASES = [
     ("v21-task-no-text", "v21", v21_edit("meta/tasks.jsonl", lambda r: {"task_index": r["task_index"]}), r"tasks\.jsonl:1: missing field\(s\) \['task'\]", "load"),
     ("v21-corrupt-line", "v21", write("meta/tasks.jsonl", '{"task_index": 0, "task": "a"}\n{oops\n'), r"tasks\.jsonl:2: corrupt JSON line", "load"),
     ("v21-task-index-past-table", "v21", set_value("data/chunk-000/episode_000001.parquet", "task_index", 0, 9), r"episode_000001\.parquet: task_index 9 at frame 6 is not in meta/tasks", "load"),
+    # issue 38: loaded silently before
+    ("frame-index-duplicated", "img", set_value(DATA, "frame_index", 9, 2), r"file-000\.parquet: frame_index 2 at frame 9 \(episode 1\), expected 3: frame_index must count 0\.\.8", "load"),
+    ("frame-index-shifted", "img", shift_column(DATA, "frame_index", 1), r"file-000\.parquet: frame_index 1 at frame 0 \(episode 0\), expected 0", "load"),
+    ("timestamps-not-monotonic", "img", edit_column(DATA, "timestamp", lambda t: t[:2] + [t[3], t[2]] + t[4:]), r"file-000\.parquet: timestamp 0\.3 at frame 2 \(episode 0\) is not frame_index / fps = 0\.2", "load"),
+    ("timestamp-negative", "img", set_value(DATA, "timestamp", 6, -0.01), r"file-000\.parquet: timestamp -0\.01 at frame 6 \(episode 1\) is negative", "load"),
+    ("video-timestamps-shifted", "vid", shift_column(DATA, "timestamp", 0.1), r"file-000\.parquet: timestamp 0\.1 at frame 0 \(episode 0\) is not frame_index / fps = 0", "load"),
+    ("video-episode-shifted", "vid", set_columns(EPISODES, {FROM_TS: [0.1, 0.6, 1.5], TO_TS: [0.7, 1.5, 2.2]}), r"episodes/chunk-000/file-000\.parquet: episode 1: videos/observation\.image/from_timestamp 0\.6 overlaps episode 0 \(0\.1\.\.0\.7 s\) in .*file-000\.mp4", "load"),
+    ("video-from-all-zero", "vid", set_columns(EPISODES, {FROM_TS: [0.0, 0.0, 0.0]}), r"episodes/chunk-000/file-000\.parquet: episode 1: the video clip 0\.\.1\.5 s is 1\.5 s, but the episode has 9 frames \(0\.9 s at 10 fps\)", "load"),
+    ("fps-huge", "img", edit_info(fps=1e300), r"info\.json: fps must be a positive integer up to 1000, got 1e\+300", "load"),
+    ("stats-nan", "img", edit_json("meta/stats.json", lambda st: {**st, "action": {**st["action"], "mean": [float("nan"), 0.0, 1.0]}}), r"stats\.json: 'action' 'mean' is not finite numbers", "load"),
+    ("stats-string", "img", edit_json("meta/stats.json", lambda st: {**st, "action": {**st["action"], "std": "abc"}}), r"stats\.json: 'action' 'std' is not finite numbers: 'abc'", "load"),
+    ("task-index-fraction", "img", tasks_table([0.5, 1.0]), r"tasks\.parquet: task_index must be a non-negative integer, got 0\.5", "load"),
+    ("tasks-same-text", "img", tasks_table([0, 1], texts=("task 0", "task 0")), r"tasks\.parquet: task 'task 0' is listed twice \(task_index 0 and 1\)", "load"),
+    ("v21-task-index-fraction", "v21", v21_edit("meta/tasks.jsonl", lambda r: {**r, "task_index": r["task_index"] + 0.5}), r"tasks\.jsonl:1: task_index must be a non-negative integer, got 0\.5", "load"),
+    # issue 38: bare exceptions before
+    ("v21-chunks-size-zero", "v21", edit_info(chunks_size=0), r"info\.json: chunks_size must be a positive integer, got 0", "load"),
+    ("v21-chunks-size-string", "v21", edit_info(chunks_size="abc"), r"info\.json: chunks_size must be a positive integer, got 'abc'", "load"),
+    ("v21-length-string", "v21", v21_edit("meta/episodes.jsonl", lambda r: {**r, "length": str(r["length"])}), r"episodes\.jsonl:1: length must be a positive integer, got '6'", "load"),
+    ("v21-episode-index-float", "v21", v21_edit("meta/episodes.jsonl", lambda r: {**r, "episode_index": r["episode_index"] + 0.5}), r"episodes\.jsonl:1: episode_index must be a non-negative integer, got 0\.5", "load"),
+    ("v21-tasks-not-a-list", "v21", v21_edit("meta/episodes.jsonl", lambda r: {**r, "tasks": "task 0"}), r"episodes\.jsonl:1: tasks must be a list of strings, got 'task 0'", "load"),
+    ("v21-tasks-invalid-utf8", "v21", write("meta/tasks.jsonl", b'{"task_index": 0, "task": "\xff"}\n'), r"tasks\.jsonl: not UTF-8 text", "load"),
+    ("stats-list", "img", write("meta/stats.json", "[1, 2]"), r"stats\.json: expected a JSON object of feature -> stats, got list", "load"),
+    ("stats-feature-number", "img", edit_json("meta/stats.json", lambda st: {**st, "action": 5}), r"stats\.json: 'action' must map stat names to values, got 5", "load"),
+    ("info-is-directory", "img", replace_dir("meta/info.json"), r"info\.json: not a file", "load"),
+    ("episodes-negative-start", "img", set_columns(EPISODES, {"dataset_from_index": [-6, 6, 15], "dataset_to_index": [0, 15, 22]}), r"episodes/chunk-000/file-000\.parquet: episode 0: dataset_from_index must be a non-negative integer, got -6", "load"),
+    ("episodes-overlap", "img", set_columns(EPISODES, {"dataset_from_index": [0, 5, 15], "length": [6, 10, 7]}), r"episodes/chunk-000/file-000\.parquet: episode 1: covers rows 5:15, but the episodes before it end at row 6", "load"),
+    # issue 38: blamed the wrong file before
+    ("video-from-negative", "vid", set_value(EPISODES, FROM_TS, 1, -3.0), r"episodes/chunk-000/file-000\.parquet: episode 1: videos/observation.image/from_timestamp must be a number >= 0, got -3\.0", "load"),
+    ("v21-length-negative", "v21", v21_edit("meta/episodes.jsonl", lambda r: {**r, "length": -7} if r["episode_index"] == 1 else r), r"episodes\.jsonl:2: length must be a positive integer, got -7", "load"),
 ]
 
 
@@ -265,6 +323,30 @@ def test_deep_info_passes_a_valid_dataset(bases, capsys):
         assert info_cli.run(argparse.Namespace(path=str(bases[base]), deep=True)) == 0
         out = capsys.readouterr().out
         assert f"media     {sum(LENGTHS)} frames decoded" in out and "ok: dataset is valid" in out
+
+
+def test_missing_stats_json_falls_back_and_says_so(bases, tmp_path, capsys):
+    """LeRobot's fallback (aggregate the per-episode stats) is kept, but no longer silent."""
+    import warnings
+
+    root = tmp_path / "ds"
+    shutil.copytree(bases["img"], root)
+    (root / "meta/stats.json").unlink()
+    with pytest.warns(UserWarning, match=r"stats\.json is missing: stats aggregated from the per-episode stats"):
+        ds = LeRobotDataset(root)
+    np.testing.assert_allclose(ds.stats["action"]["mean"], LeRobotDataset(bases["img"]).stats["action"]["mean"])
+    with pytest.warns(UserWarning):
+        assert info_cli.run(argparse.Namespace(path=str(root), deep=False)) == 0  # `a1 data info` says it too
+    out = capsys.readouterr().out
+    assert "stats.json is missing" in out and "ok: dataset is valid" in out
+    v21 = tmp_path / "v21"
+    shutil.copytree(bases["v21"], v21)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # v2.1 has no stats.json: aggregating is its normal way, no warning
+        assert LeRobotDataset(v21).stats_note is None
+    (v21 / "meta/episodes_stats.jsonl").unlink()
+    with pytest.warns(UserWarning, match="aggregated from nothing"):
+        assert LeRobotDataset(v21).stats == {}
 
 
 def test_writer_refuses_nan_in_every_float_feature(tmp_path):

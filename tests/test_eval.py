@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from a1lib.eval.ablation import ablation_summary
-from a1lib.eval.evaluate import evaluate, evaluation_headline, evaluation_summary, summarise, wilson_interval
+from a1lib.eval.evaluate import evaluate, evaluation_headline, evaluation_summary, summarise
+from a1lib.eval.stats import wilson_interval
 from a1lib.eval.gif import compose_frame
 from a1lib.eval.perception import perception_summary
 from a1lib.io import atomic_write_json
@@ -47,7 +48,7 @@ def test_summaries_hold_only_the_numbers_to_compare():
     results = [{"task": t, "success": (i + k) % 3 == 0, "steps": 10 + i, "seed": 100 * k + i}
                for k, t in enumerate(tasks) for i in range(5)]
     rows = {name: {"policy": name, **summarise(results, tasks)} for name in ("a1", "privileged", "expert", "random")}
-    metrics = {"domain": "lab", "tasks": tasks, "episodes_per_task": 5, "replan_every": 2, "env_kwargs": {},
+    metrics = {"domain": "lab", "tasks": tasks, "episodes_per_task": 5, "override": {}, "env_kwargs": {},
                "seeds": "eval_seed(task, i)", "ci": "95% Wilson score interval", "seconds": 3.0, "rows": rows,
                "gifs": ["a1_SortParts_ep0.gif"]}
     values = assert_few_numbers(evaluation_summary(metrics))
@@ -125,6 +126,7 @@ def tiny_policy_dir(tmp_path):
     from a1lib.models.modeling_a1 import A1Model
     from a1lib.models.policy_a1 import A1Policy
     from a1lib.models.processor import A1Processor
+    from a1lib.policy_protocol import InferenceSettings
     from a1lib.sim import ACTION_DIM, STATE_DIM
     from a1lib.workflows.synthetic_setup import toy_image_tokenizer, toy_text_tokenizer
 
@@ -132,7 +134,7 @@ def tiny_policy_dir(tmp_path):
     stats = {k: {"mean": [0.0] * d, "std": [1.0] * d} for k, d in (("observation.state", STATE_DIM), ("action", ACTION_DIM))}
     norm = Normalizer(stats, ["observation.state", "action"], mode="identity")
     proc = A1Processor(config, toy_text_tokenizer(), norm, toy_image_tokenizer(config.image_size))
-    return A1Policy(A1Model(config), proc, delta=5).save_pretrained(tmp_path / "policy")
+    return A1Policy(A1Model(config), proc, InferenceSettings(delta=5)).save_pretrained(tmp_path / "policy")
 
 
 @pytest.mark.slow

@@ -115,10 +115,17 @@ def test_widget_drives_the_explorer(explorer):
     ui = ExplorerWidget(explorer)
     own = explorer.episode().motion
     assert (ui.belt.value, ui.turntable.value) == pytest.approx((own[0], own[1]), abs=0.01)  # what the header says
+    assert ui.belt.disabled and ui.turntable.disabled  # without "what if" the speeds can't be moved
     ui.belt.value = 0.22
     ui.what_if.value = True  # -> re-simulated with the belt at 0.22
+    assert not ui.belt.disabled and ui.turntable.disabled  # ExpressSorting has a belt, no turntable
     assert explorer.state.belt_speed == pytest.approx(0.22)
     assert explorer.episode().motion[0] == pytest.approx(0.22)
+    ui.task.value = "ZipBag"  # still ticked: a task without a speed gets none (never another task's)
+    assert explorer.state.belt_speed is None and explorer.state.turntable_speed is None
+    assert ui.belt.disabled and ui.turntable.disabled and ui.what_if.disabled
+    ui.task.value = "ExpressSorting"  # back: the belt starts at this episode's own speed
+    assert explorer.state.belt_speed == pytest.approx(own[0], abs=0.01)
     ui.instruction.value = "put the parcel in the red bin"
     assert explorer.state.instruction == "put the parcel in the red bin"
     ui.step.value = 7

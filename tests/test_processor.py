@@ -14,6 +14,7 @@ from a1lib.data import WindowedDataset
 from a1lib.models.modeling_a1 import A1Model, validate_batch
 from a1lib.models.policy_a1 import A1Policy, CheckpointError
 from a1lib.models.processor import A1Processor, ProcessorError
+from a1lib.policy_protocol import InferenceSettings
 from a1lib.workflows.synthetic_setup import make_toy_setup, toy_normalizer, toy_qa
 
 
@@ -111,7 +112,7 @@ def obs_of(setup, i=5):
 
 def test_policy_round_trip_identical_actions(setup, processor, tmp_path):
     model = A1Model(setup.config)
-    policy = A1Policy(model, processor, delta=2, imagine=True)
+    policy = A1Policy(model, processor, InferenceSettings(delta=2), imagine=True)
     out = policy.infer(obs_of(setup))
     c = setup.config
     assert out["actions"].shape == (c.chunk_size, c.action_dim) and out["actions"].dtype == np.float32
@@ -131,7 +132,7 @@ def test_policy_round_trip_identical_actions(setup, processor, tmp_path):
 
 
 def test_policy_checkpoint_errors(setup, processor, tmp_path):
-    A1Policy(A1Model(setup.config), processor, delta=2).save_pretrained(tmp_path / "p")
+    A1Policy(A1Model(setup.config), processor, InferenceSettings(delta=2)).save_pretrained(tmp_path / "p")
     with pytest.raises(CheckpointError, match="not a directory"):
         A1Policy.from_pretrained(tmp_path / "nothing")
     shutil.copytree(tmp_path / "p", tmp_path / "q")
@@ -150,17 +151,26 @@ def test_policy_checkpoint_errors(setup, processor, tmp_path):
         A1Policy.from_pretrained(tmp_path / "s")
 
 
-def test_policy_noise_scale_is_saved_and_zero_is_deterministic(setup, processor, tmp_path):
+def test_policy_inference_settings_are_saved_and_zero_noise_is_deterministic(setup, processor, tmp_path, capsys):
     """noise_scale 0 starts every chunk's flow from zero: the seed no longer matters; the exported
-    scale travels in policy.json and an evaluation can override it."""
+    settings travel in policy.json, and an override is explicit and printed."""
     model = A1Model(setup.config)
-    mean = [A1Policy(model, processor, delta=2, seed=s, noise_scale=0.0).infer(obs_of(setup))["actions"] for s in (0, 1)]
+    mean_settings = InferenceSettings(replan_every=3, delta=2, noise_scale=0.0)
+    mean = [A1Policy(model, processor, mean_settings, seed=s).infer(obs_of(setup))["actions"] for s in (0, 1)]
     np.testing.assert_array_equal(mean[0], mean[1])
-    drawn = [A1Policy(model, processor, delta=2, seed=s).infer(obs_of(setup))["actions"] for s in (0, 1)]
+    drawn = [A1Policy(model, processor, InferenceSettings(delta=2), seed=s).infer(obs_of(setup))["actions"]
+             for s in (0, 1)]
     assert not np.array_equal(drawn[0], drawn[1])
-    A1Policy(model, processor, delta=2, noise_scale=0.0).save_pretrained(tmp_path / "p")
-    assert json.loads((tmp_path / "p" / "policy.json").read_text())["noise_scale"] == 0.0
-    np.testing.assert_array_equal(A1Policy.from_pretrained(tmp_path / "p", seed=7).infer(obs_of(setup))["actions"], mean[0])
-    assert A1Policy.from_pretrained(tmp_path / "p", noise_scale=1.0).noise_scale == 1.0
+    A1Policy(model, processor, mean_settings).save_pretrained(tmp_path / "p")
+    saved = json.loads((tmp_path / "p" / "policy.json").read_text())
+    assert (saved["noise_scale"], saved["replan_every"], saved["delta"]) == (0.0, 3, 2)
+    loaded = A1Policy.from_pretrained(tmp_path / "p", seed=7)
+    assert loaded.settings == mean_settings and loaded.metadata["replan_every"] == 3
+    np.testing.assert_array_equal(loaded.infer(obs_of(setup))["actions"], mean[0])
+    overridden = A1Policy.from_pretrained(tmp_path / "p", override={"noise_scale": 1.0})
+    assert overridden.settings == InferenceSettings(replan_every=3, delta=2, noise_scale=1.0)
+    assert "noise_scale 0.0 -> 1.0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="noise_scale must be >= 0"):
-        A1Policy(model, processor, delta=2, noise_scale=-1.0)
+        A1Policy(model, processor, InferenceSettings(delta=2, noise_scale=-1.0))
+    with pytest.raises(CheckpointError, match="replan_every must be in 1..4 .the chunk size"):
+        A1Policy.from_pretrained(tmp_path / "p", override={"replan_every": 11})

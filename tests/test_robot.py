@@ -3,6 +3,8 @@ chunk broker, recording, and the real-time rate. Uses a tiny fake env (no depend
 tests against the real sim are in test_robot_sim.py."""
 
 import math
+import signal
+import threading
 import time
 
 import numpy as np
@@ -167,7 +169,8 @@ def test_fuzzed_policy_outputs_never_leave_the_limits():
     cfg = ControlConfig(fps=2000, max_steps=600, replan_steps=1, inference_deadline_s=1.0, stop_when_done=False)
     loop = ControlLoop(spy, policy, config=cfg, safety=safety)
     result = loop.run_episode()
-    assert result.steps == 600 and len(spy.sent) == 600
+    assert result.steps == 600 and len(spy.sent) == 601  # and the stop at the end
+    assert all(v == 0.0 for v in spy.sent[-1].values()) and result.safety.stops == 1
     assert set(policy.kinds) == set(range(9))
     checked, prev = 0, {k: 0.0 for k in ACTION_KEYS}
     for action in spy.sent:
@@ -179,7 +182,7 @@ def test_fuzzed_policy_outputs_never_leave_the_limits():
             assert v == 0.0 or abs(v - prev[k]) <= cap + 1e-9
             checked += 1
         prev = action
-    assert checked == 600 * 5
+    assert checked == 601 * 5
     s, b = result.safety, result.broker
     assert s.nonfinite > 0 and s.clipped > 0 and s.rate_limited > 0 and s.held > 0
     assert b.bad_chunks > 0 and b.errors > 0
@@ -404,3 +407,130 @@ def test_interrupted_recording_leaves_a_readable_dataset(tmp_path):
     assert frame["observation.image"].shape == (64, 64, 3)
     assert np.allclose(frame["action"], results[1].actions[1], atol=1e-6)  # what was actually sent
     assert ds.task_of(0) == "move the point"
+
+
+# ------------------------------------------------------------------ e-stop timing, re-arming, episode ends
+class TimedSpy(Spy):
+    """A Spy that also keeps when (time.time(), as EStop.time) each action was sent."""
+
+    def __init__(self, robot):
+        super().__init__(robot)
+        self.times = []
+
+    def send_action(self, action):
+        self.times.append(time.time())
+        return super().send_action(action)
+
+    def after(self, t):
+        return [a for a, ts in zip(self.sent, self.times) if ts >= t], [ts for ts in self.times if ts >= t]
+
+
+class SlowAfterFirst:
+    """Answers the first call at once, then takes ``latency_s`` (a policy server that stalls)."""
+
+    def __init__(self, latency_s, value=0.5):
+        self.latency_s, self.value, self.calls = latency_s, value, 0
+        self.stalled = threading.Event()
+
+    def infer(self, obs):
+        self.calls += 1
+        if self.calls > 1:
+            self.stalled.set()
+            time.sleep(self.latency_s)
+        return {"actions": np.full((4, 5), self.value)}
+
+
+def test_estop_preempts_a_step_waiting_for_the_policy():
+    """The adversarial report: with a 5 s deadline a capped motion command went out 1.9 s after the
+    press. Now the hold follows within one control period, and nothing else does."""
+    spy = TimedSpy(make_robot())
+    policy = SlowAfterFirst(latency_s=3.0)
+    cfg = ControlConfig(fps=20, max_steps=100, replan_steps=2, inference_deadline_s=5.0, stop_when_done=False)
+    loop = ControlLoop(spy, policy, config=cfg, safety=SafetyConfig(max_relative_target=0.2))
+    press = threading.Thread(target=lambda: policy.stalled.wait(5) and (time.sleep(0.1), loop.estop.trigger("button")))
+    press.start()
+    t0 = time.perf_counter()
+    result = loop.run_episode()
+    press.join()
+    assert result.estopped and time.perf_counter() - t0 < 1.0
+    assert any(v != 0 for a in spy.sent for v in a.values())  # it was moving before the press
+    after, times = spy.after(loop.estop.time)
+    assert after == [dict.fromkeys(ACTION_KEYS, 0.0)]  # the hold, and nothing else
+    assert times[0] - loop.estop.time < 1 / cfg.fps
+
+
+def test_kernel_interrupt_while_waiting_is_a_clean_estop():
+    """Notebook 10: an interrupted Thread.join() marks the running worker as finished, so wait()
+    returned None (AttributeError: 'NoneType' has no attribute 'summary'). wait() now waits on an
+    event the worker sets, and returns the e-stopped episode."""
+    spy = Spy(make_robot())
+    loop = ControlLoop(spy, RandomPolicy(), config=ControlConfig(fps=50, max_steps=500, stop_when_done=False))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupt = threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    try:
+        loop.start()
+        interrupt.start()
+        result = loop.wait()
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped loop.wait()")
+    finally:
+        interrupt.join()
+        signal.signal(signal.SIGINT, previous)
+    assert result is not None and result.estopped and result.estop_reason == "KeyboardInterrupt"
+    assert "E-STOP (KeyboardInterrupt)" in result.summary() and not loop.running
+    assert not spy.robot.is_connected and all(v == 0.0 for v in spy.sent[-1].values())
+
+
+def test_latched_estop_says_how_to_rearm():
+    robot, estop = make_robot(), EStop()
+    loop = ControlLoop(robot, RandomPolicy(), config=ControlConfig(fps=500, max_steps=5), estop=estop,
+                       on_step=lambda info: info["step"] == 2 and estop.trigger("button"))
+    assert loop.run_episode().estopped and not robot.is_connected
+    loop.on_step = None
+    with pytest.raises(RuntimeError, match=r"e-stop is latched \(button\).*loop\.rearm\(\)"):
+        loop.run_episode()
+    assert loop.rearm() == "button" and robot.is_connected and not loop.estop.triggered
+    result = loop.run_episode()
+    assert result.steps == 5 and not result.estopped
+    assert loop.rearm() is None  # nothing latched: nothing to do
+
+
+def test_every_episode_ends_with_a_stop_and_the_next_is_rate_limited_from_it():
+    """The adversarial report: a velocity robot at -1.0 at the end of episode 1 got +0.2 as the first
+    command of episode 2 (a jump of 1.2 against a cap of 0.2), and nothing stopped it in between."""
+
+    class Constant:
+        def __init__(self):
+            self.value = -1.0
+
+        def infer(self, obs):
+            return {"actions": np.full((4, 5), self.value)}
+
+    spy, policy = Spy(make_robot()), Constant()
+    loop = ControlLoop(spy, policy, config=ControlConfig(fps=500, max_steps=8, stop_when_done=False),
+                       safety=SafetyConfig(max_relative_target=0.2))
+    loop.run_episode()
+    assert spy.sent[-2]["x.vel"] == pytest.approx(-1.0) and spy.sent[-1]["x.vel"] == 0.0  # reached, then stopped
+    policy.value = 1.0
+    loop.run_episode()
+    assert spy.sent[9]["x.vel"] == pytest.approx(0.2)  # from the stop, not from -1.0
+    for prev, a in zip(spy.sent, spy.sent[1:]):
+        assert all(v == 0.0 or abs(v - prev[k]) <= 0.2 + 1e-9 for k, v in a.items())
+
+
+def test_readings_must_be_real_numbers():
+    """Decided: a joint reading is an int, a float or a NumPy scalar. A string ("5.0"), a bool or an
+    array (even of one element) is a driver bug: a fault of that step, never parsed or unwrapped."""
+    from a1lib.robot.interface import ReadingError, finite_number
+
+    assert [finite_number(v) for v in (5, 5.0, np.float32(5), np.int64(5))] == [5.0] * 4
+    assert all(finite_number(v) is None for v in ("5.0", np.array([5.0]), np.array(5.0), True, None, np.nan,
+                                                   -np.inf, 10 ** 400, [5.0]))
+    m = FeatureMapping(image_shape=(8, 8, 3), state_keys=("a.pos", "b.pos", "c.pos"), action_keys=("a.pos",))
+    good = {"a.pos": 1.0, "b.pos": np.float32(2.0), "c.pos": 3, "front": np.zeros((8, 8, 3), np.uint8)}
+    assert m.observation(good)[STATE].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ReadingError) as err:
+        m.observation({**good, "a.pos": "5.0", "b.pos": np.array([2.0]), "c.pos": 1e300, "front": None})
+    assert set(err.value.faults) == {"a.pos", "b.pos", "c.pos", "front"}
+    assert "'5.0'" in err.value.faults["a.pos"] and "float32" in err.value.faults["c.pos"]
+    assert isinstance(err.value, RobotError)

@@ -29,8 +29,9 @@ def test_evaluating_the_shipped_policy_reproduces_the_committed_outcomes():
     # the two tasks with the most committed successes (a reproduction of successes, not only failures)
     tasks = sorted(record["per_task"], key=lambda t: -record["per_task"][t]["successes"])[:2]
     episodes = 3
-    again = evaluate({"a1": str(shipped.default_policy_dir())}, tasks, episodes, replan_every=record["replan_every"],
-                     workers=1, gifs_per_task=0, progress=False)
+    again = evaluate({"a1": str(shipped.default_policy_dir())}, tasks, episodes, workers=1, gifs_per_task=0,
+                     progress=False)  # with its own inference settings (policy.json), those it was evaluated with
+    assert again["rows"]["a1"]["settings"]["replan_every"] == record["replan_every"]
     for t in tasks:
         row = again["rows"]["a1"]["per_task"][t]
         assert row["seeds"] == record["per_task"][t]["seeds"][:episodes]

@@ -10,7 +10,7 @@ import torch
 from conftest import log_records
 from transformers import PreTrainedTokenizerFast
 
-from a1lib.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig, build_vae, psnr, train_image_tokenizer
+from a1lib.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig, build_vae, psnr
 from a1lib.models.text_tokenizer import (
     build_corpus,
     load_text_tokenizer,
@@ -19,6 +19,7 @@ from a1lib.models.text_tokenizer import (
     train_text_tokenizer,
 )
 from a1lib.train.latent_cache import LatentCache, StaleCacheError, dataset_fingerprint, encode_dataset
+from a1lib.train.tokenizers import train_image_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -235,6 +236,9 @@ def test_text_tokenizer_save_load_and_determinism(text_tok, tmp_path):
     assert small.convert_tokens_to_ids("a") == small.unk_token_id
     with pytest.raises(FileNotFoundError, match="a1 tokenizer train"):
         load_text_tokenizer(tmp_path / "missing")
+    # the roles a saved policy records (policy.json "special_tokens") give the same tokenizer
+    roles = {"pad_token": "[PAD]", "eos_token": "[EOS]", "bos_token": "[BOS]", "unk_token": "[UNK]", "sep_token": "[SEP]"}
+    assert load_text_tokenizer(path, roles)(texts)["input_ids"] == loaded(texts)["input_ids"]
 
 
 # --- the commands, end to end on tiny synthetic LeRobot datasets -------------------------------

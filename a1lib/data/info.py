@@ -2,9 +2,10 @@
 
 Loading through ``LeRobotDataset`` checks everything the reader checks (layout, version, feature
 specs, episodes and tasks tables, columns against features, finite float values, index ranges,
-the size of the first image per file); ``--deep`` also decodes every image and video frame, so a
-cut MP4 or a corrupt PNG is found before training starts. A broken dataset prints the
-DatasetError and exits with 1.
+frame indices and timestamps, video clip times, stats, the size of the first image per file);
+``--deep`` also decodes every image and video frame, so a cut MP4 or a corrupt PNG is found
+before training starts. A broken dataset prints the DatasetError and exits with 1; stats that had
+to be aggregated because meta/stats.json is missing print a note.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def summary(root: str | Path, deep: bool = False) -> str:
         lines.append(f"  {key:<24} {spec['dtype']:<8} {tuple(spec['shape'])}")
     if deep:
         lines.append(f"media     {ds.verify_media()} frames decoded ({', '.join(ds.camera_keys) or 'no cameras'})")
+    if ds.stats_note:
+        lines.append(f"note      {ds.stats_note}")
     old = ds.root.with_name(ds.root.name + ".old")
     if old.exists():
         lines.append(f"note      {old} is left from an interrupted finalize; the dataset above is complete, delete it")

@@ -21,7 +21,11 @@ recording interrupted while writing its next episode reads as the episodes befor
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import math
+import numbers
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,7 @@ from PIL import Image
 
 from a1lib.data.errors import DatasetError
 from a1lib.data.features import DEFAULT_FEATURES, check_features, hf_feature, must_be_finite
-from a1lib.data.stats import aggregate_stats, from_jsonable
+from a1lib.data.stats import aggregate_stats, check_stats
 from a1lib.data.video import decode_frames, scan_video
 from a1lib.data.writer import INCOMPLETE_MARKER
 
@@ -43,23 +47,42 @@ REQUIRED_INFO = ("codebase_version", "fps", "features", "total_episodes", "total
 # Columns of meta/episodes/*.parquet the reader needs (plus videos/<key>/... per video feature).
 EPISODE_COLUMNS = ("episode_index", "length", "dataset_from_index", "dataset_to_index",
                    "data/chunk_index", "data/file_index")
-VIDEO_EPISODE_COLUMNS = ("chunk_index", "file_index", "from_timestamp")
+VIDEO_EPISODE_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+# Integer fields of an episode row (v3.0 parquet or v2.1 JSONL) -> must they be positive?
+EPISODE_COUNTS = {"episode_index": False, "length": True, "dataset_from_index": False, "dataset_to_index": False,
+                  "data/chunk_index": False, "data/file_index": False}
+MAX_FPS = 1000  # a camera rate beyond this is a corrupt info.json, not a dataset
+
+
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        raise DatasetError(f"{path}: missing")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a file")
+
+
+def read_text(path: Path) -> str:
+    _require_file(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text ({e})") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e})") from None
 
 
 def read_json(path: Path) -> Any:
-    if not path.exists():
-        raise DatasetError(f"{path}: missing")
+    text = read_text(path)
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: corrupt JSON ({e})") from e
 
 
-def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    if not path.exists():
-        raise DatasetError(f"{path}: missing")
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) per non-empty line; ``where`` is ``"<path>:<line>"`` for error messages."""
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if line.strip():
             try:
                 row = json.loads(line)
@@ -68,7 +91,7 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any
             missing = [k for k in required if not isinstance(row, dict) or k not in row]
             if missing:
                 raise DatasetError(f"{path}:{n}: missing field(s) {missing}")
-            rows.append(row)
+            rows.append((f"{path}:{n}", row))
     return rows
 
 
@@ -82,8 +105,7 @@ def read_parquet(path: Path) -> pa.Table:
     inside a ``noexcept`` frame and the process aborts: "terminate called without an active
     exception", exit 134.
     """
-    if not path.exists():
-        raise DatasetError(f"{path}: missing")
+    _require_file(path)
     try:
         with pq.ParquetFile(path) as f:
             return f.read()
@@ -151,14 +173,39 @@ def check_complete(root: Path) -> Path:
     return info
 
 
-def _count(info: dict[str, Any], key: str, path: Path, positive: bool = False) -> int:
-    """``info[key]`` as an int (an integral float such as 30.0 passes), else a DatasetError."""
-    v = info[key]
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
-    if not ok or v < (1 if positive else 0):
-        kind = "a positive" if positive else "a non-negative"
-        raise DatasetError(f"{path}: {key} must be {kind} integer, got {v!r}")
+def as_count(v: Any, what: str, where: Any, positive: bool = False, most: int | None = None) -> int:
+    """``v`` as an int (an integral float such as 30.0 passes; 0.5, "7", True do not), else a
+    DatasetError naming ``where``."""
+    v = v.item() if isinstance(v, np.generic) else v
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and float(v).is_integer()
+    if not ok or v < (1 if positive else 0) or (most is not None and v > most):
+        kind = ("a positive" if positive else "a non-negative") + " integer" + (f" up to {most}" if most else "")
+        raise DatasetError(f"{where}: {what} must be {kind}, got {v!r}")
     return int(v)
+
+
+def as_time(v: Any, what: str, where: Any) -> float:
+    """``v`` as a finite number of seconds >= 0, else a DatasetError naming ``where``."""
+    v = v.item() if isinstance(v, np.generic) else v
+    if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
+        raise DatasetError(f"{where}: {what} must be a number >= 0, got {v!r}")
+    return float(v)
+
+
+def check_episode_row(e: dict[str, Any], where: str, video_keys: list[str]) -> None:
+    """The types of one row of the episodes table (v3.0 parquet or v2.1 JSONL), in place."""
+    for key, positive in EPISODE_COUNTS.items():
+        if key in e:
+            e[key] = as_count(e[key], key, where, positive)
+    if "tasks" in e and not (isinstance(e["tasks"], list) and e["tasks"] and all(isinstance(t, str) for t in e["tasks"])):
+        raise DatasetError(f"{where}: tasks must be a list of strings, got {e['tasks']!r}")
+    for key in video_keys:
+        for c in ("chunk_index", "file_index"):
+            if f"videos/{key}/{c}" in e:
+                e[f"videos/{key}/{c}"] = as_count(e[f"videos/{key}/{c}"], f"videos/{key}/{c}", where)
+        for c in ("from_timestamp", "to_timestamp"):
+            if f"videos/{key}/{c}" in e:
+                e[f"videos/{key}/{c}"] = as_time(e[f"videos/{key}/{c}"], f"videos/{key}/{c}", where)
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -170,9 +217,10 @@ class LeRobotDataset:
     """A LeRobot v3.0 / v2.1 dataset on disk, indexed by global frame index.
 
     Loading checks everything but the pixels (``verify_media`` decodes those): info.json fields
-    and feature specs, the episodes and tasks tables, that every column has the declared type
-    and shape, that float features are finite, task indices, index ranges, and the size of the
-    first image of every data file. Every problem is a DatasetError naming the file.
+    and feature specs, the episodes and tasks tables (field types, episodes tiling the frames,
+    video clip times), that every column has the declared type and shape, that float features are
+    finite, task indices, index ranges, frame indices and timestamps, the stats, and the size of
+    the first image of every data file. Every problem is a DatasetError naming the file.
     """
 
     def __init__(self, root: str | Path, video_tolerance_s: float | None = None):
@@ -187,7 +235,7 @@ class LeRobotDataset:
         self.version = self.info["codebase_version"]
         if self.version not in SUPPORTED_VERSIONS:
             raise DatasetError(f"{info_path}: codebase_version {self.version!r} is not supported (need one of {SUPPORTED_VERSIONS})")
-        self.fps = _count(self.info, "fps", info_path, positive=True)
+        self.fps = as_count(self.info["fps"], "fps", info_path, positive=True, most=MAX_FPS)
         try:
             self.features: dict[str, dict[str, Any]] = check_features(self.info["features"])
         except DatasetError as e:
@@ -201,13 +249,13 @@ class LeRobotDataset:
             if not isinstance(self.info.get(key), str):
                 raise DatasetError(f"{info_path}: {key} must be a path template string, got {self.info.get(key)!r}")
         self._check_video_info(info_path)
-        n_eps = _count(self.info, "total_episodes", info_path)
-        n_frames = _count(self.info, "total_frames", info_path)
+        n_eps = as_count(self.info["total_episodes"], "total_episodes", info_path)
+        n_frames = as_count(self.info["total_frames"], "total_frames", info_path)
 
-        if self.version == "v3.0":
-            self.tasks, self.episodes, tables, files = self._load_v30_meta(n_eps)
-        else:
-            self.tasks, self.episodes, tables, files = self._load_v21_meta(n_eps)
+        load_meta = self._load_v30_meta if self.version == "v3.0" else self._load_v21_meta
+        # _episode_where: where each episode's row is (file, or file:line), for error messages
+        self.tasks, self.episodes, self._episode_where, tables, files = load_meta(n_eps)
+        self._check_episodes()
         for key in self.video_keys:  # cheap: that the files exist (verify_media decodes them)
             for path in dict.fromkeys(self._video_path(key, e) for e in self.episodes):
                 if not path.is_file():
@@ -221,6 +269,8 @@ class LeRobotDataset:
         self.hf = datasets.Dataset(InMemoryTable(table))
         self.columns: dict[str, np.ndarray] = self._numeric_columns(n_frames)
         self._check_rows(n_frames)
+        self._check_frames()
+        self.stats_note: str | None = None  # how the stats were made, when not from meta/stats.json
         self.stats = self._load_stats()
 
     # ---------------------------------------------------------------- loading
@@ -246,7 +296,7 @@ class LeRobotDataset:
         if "task_index" not in tasks_table.column_names:
             raise DatasetError(f"{tasks_path}: no task_index column")
         df = tasks_table.to_pandas()
-        tasks = self._tasks_in_order(list(df["task_index"]), [str(t) for t in df.index], tasks_path)
+        tasks = self._tasks_in_order([(tasks_path, i, t) for i, t in zip(df["task_index"].tolist(), df.index)], tasks_path)
         ep_files = sorted((meta / "episodes").glob("chunk-*/file-*.parquet"))
         if not ep_files:
             raise DatasetError(f"{meta / 'episodes'}: no episode metadata files")
@@ -259,8 +309,12 @@ class LeRobotDataset:
             if missing or nulls:
                 raise DatasetError(f"{f}: " + "; ".join(
                     ([f"missing column(s) {missing}"] if missing else []) + ([f"null values in {nulls}"] if nulls else [])))
-            episodes += t.to_pylist()
-        episodes = sorted((e for e in episodes if e["episode_index"] < n_eps), key=lambda e: e["episode_index"])
+            for e in t.to_pylist():
+                where = f"{f}: episode {e['episode_index']!r}"
+                check_episode_row(e, where, self.video_keys)
+                episodes.append((where, e))
+        episodes = sorted(((w, e) for w, e in episodes if e["episode_index"] < n_eps), key=lambda we: we[1]["episode_index"])
+        wheres, episodes = [w for w, _ in episodes], [e for _, e in episodes]
         if [e["episode_index"] for e in episodes] != list(range(n_eps)):
             raise DatasetError(f"{meta / 'episodes'}: has episodes {[e['episode_index'] for e in episodes][:10]}..., meta/info.json says {n_eps}")
         tables, files, seen = [], [], set()
@@ -271,35 +325,48 @@ class LeRobotDataset:
                 path = self._path("data_path", chunk_index=pos[0], file_index=pos[1])
                 tables.append(read_parquet(path))
                 files.append(path)
-        return tasks, episodes, tables, files
+        return tasks, episodes, wheres, tables, files
 
     @staticmethod
-    def _tasks_in_order(indices: list[Any], texts: list[str], path: Path) -> list[str]:
-        """Tasks as a list whose position is the task_index: indices must be exactly 0..n-1."""
-        try:
-            idx = [int(i) for i in indices]
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"{path}: task_index must be integers ({e})") from None
+    def _tasks_in_order(rows: list[tuple[Any, Any, Any]], path: Path) -> list[str]:
+        """Tasks as a list whose position is the task_index, from (where, task_index, text) rows:
+        the indices must be exactly 0..n-1, the texts unique strings."""
+        idx = [as_count(i, "task_index", where) for where, i, _ in rows]
         if sorted(idx) != list(range(len(idx))):
             raise DatasetError(f"{path}: task_index must be 0..{len(idx) - 1}, each once; got {sorted(idx)[:20]}")
-        by_index = dict(zip(idx, texts))
-        return [by_index[i] for i in range(len(idx))]
+        for where, _, text in rows:
+            if not isinstance(text, str):
+                raise DatasetError(f"{where}: task must be a string, got {text!r}")
+        by_index = {i: text for i, (_, _, text) in zip(idx, rows)}
+        tasks = [by_index[i] for i in range(len(idx))]
+        first: dict[str, int] = {}
+        for i, text in enumerate(tasks):  # a text names one task: two indices for it split its episodes
+            if text in first:
+                raise DatasetError(f"{path}: task {text!r} is listed twice (task_index {first[text]} and {i})")
+            first[text] = i
+        return tasks
 
     def _load_v21_meta(self, n_eps: int):
         meta = self.root / "meta"
-        task_rows = read_jsonl(meta / "tasks.jsonl", required=("task_index", "task"))
-        tasks = self._tasks_in_order([r["task_index"] for r in task_rows], [str(r["task"]) for r in task_rows],
+        tasks = self._tasks_in_order([(where, r["task_index"], r["task"]) for where, r in
+                                      read_jsonl(meta / "tasks.jsonl", required=("task_index", "task"))],
                                      meta / "tasks.jsonl")
         rows = read_jsonl(meta / "episodes.jsonl", required=("episode_index", "tasks", "length"))
-        rows = sorted(rows, key=lambda r: r["episode_index"])[:n_eps]
+        for where, r in rows:
+            check_episode_row(r, where, [])
+        rows = sorted(rows, key=lambda wr: wr[1]["episode_index"])[:n_eps]
         if len(rows) != n_eps:
             raise DatasetError(f"{meta / 'episodes.jsonl'}: {len(rows)} episodes, meta/info.json says {n_eps}")
+        if [r["episode_index"] for _, r in rows] != list(range(n_eps)):
+            raise DatasetError(f"{meta / 'episodes.jsonl'}: has episodes {[r['episode_index'] for _, r in rows][:10]}..., "
+                               f"expected 0..{n_eps - 1}, each once")
         stats_path = meta / "episodes_stats.jsonl"
-        ep_stats = {r["episode_index"]: r["stats"] for r in read_jsonl(stats_path, required=("episode_index", "stats"))} \
-            if stats_path.exists() else {}
-        chunks_size = int(self.info.get("chunks_size", 1000))
+        ep_stats = {}
+        for where, r in read_jsonl(stats_path, required=("episode_index", "stats")) if stats_path.exists() else []:
+            ep_stats[as_count(r["episode_index"], "episode_index", where)] = check_stats(r["stats"], where, self.features)
+        chunks_size = as_count(self.info.get("chunks_size", 1000), "chunks_size", meta / "info.json", positive=True)
         episodes, tables, files, start = [], [], [], 0
-        for r in rows:
+        for _, r in rows:
             ep = r["episode_index"]
             e = {"episode_index": ep, "tasks": r["tasks"], "length": r["length"],
                  "dataset_from_index": start, "dataset_to_index": start + r["length"]}
@@ -316,7 +383,7 @@ class LeRobotDataset:
             path = self._path("data_path", episode_chunk=ep // chunks_size, episode_index=ep)
             tables.append(read_parquet(path))
             files.append(path)
-        return tasks, episodes, tables, files
+        return tasks, episodes, [where for where, _ in rows], tables, files
 
     def _check_columns(self, tables: list[pa.Table], files: list[Path]) -> pa.Table:
         """Every declared feature is a column of the declared type and shape (cast where lossless)."""
@@ -385,17 +452,47 @@ class LeRobotDataset:
             columns[key] = arr if key in DEFAULT_FEATURES else arr.reshape(n_frames, *shape)
         return columns
 
+    def _check_episodes(self) -> None:
+        """The episodes table alone: each episode covers the rows right after the one before it
+        (from row 0, no gap, no overlap), and its video clip lasts its length, within half a frame,
+        without overlapping another clip of the same file."""
+        end, half = 0, 0.5 / self.fps
+        clips: dict[tuple[str, Path], list[tuple[float, float, int, str]]] = {}  # (key, file) -> (from, to, ep, where)
+        for e, where in zip(self.episodes, self._episode_where):
+            ep, lo, hi, n = e["episode_index"], e["dataset_from_index"], e["dataset_to_index"], e["length"]
+            if lo != end:
+                raise DatasetError(f"{where}: covers rows {lo}:{hi}, but the episodes before it end at row {end} "
+                                   "(episodes must cover the frames in order, without gaps)")
+            if hi - lo != n:
+                raise DatasetError(f"{where}: rows {lo}:{hi} disagree with its length {n}")
+            end = hi
+            for key in self.video_keys:
+                t0, t1 = e[f"videos/{key}/from_timestamp"], e[f"videos/{key}/to_timestamp"]
+                if abs((t1 - t0) - n / self.fps) > half:
+                    raise DatasetError(f"{where}: the video clip {t0:g}..{t1:g} s is {t1 - t0:g} s, "
+                                       f"but the episode has {n} frames ({n / self.fps:g} s at {self.fps} fps)")
+                clips.setdefault((key, self._video_path(key, e)), []).append((t0, t1, ep, where))
+        for (key, path), spans in clips.items():
+            spans.sort()
+            for (a0, a1, a, _), (b0, _, _, where) in itertools.pairwise(spans):
+                if b0 < a1 - half:
+                    raise DatasetError(f"{where}: videos/{key}/from_timestamp {b0:g} overlaps episode {a} "
+                                       f"({a0:g}..{a1:g} s) in {path}")
+
     def _check_rows(self, n_frames: int) -> None:
         index = self.columns["index"]
         if not np.array_equal(index, np.arange(n_frames)):
             raise DatasetError(f"{self.root / 'data'}: column 'index' is not 0..{n_frames - 1} in order")
         self.episode_of = self.columns["episode_index"].astype(np.int64)  # (N,)
-        for e in self.episodes:
-            lo, hi = e["dataset_from_index"], e["dataset_to_index"]
-            if hi - lo != e["length"] or not np.all(self.episode_of[lo:hi] == e["episode_index"]):
-                raise DatasetError(f"{self.root}: episode {e['episode_index']} rows {lo}:{hi} disagree with the episodes metadata")
         if self.episodes and self.episodes[-1]["dataset_to_index"] != n_frames:
             raise DatasetError(f"{self.root}: episodes cover {self.episodes[-1]['dataset_to_index']} frames, meta/info.json says {n_frames}")
+        for e in self.episodes:  # _check_episodes: they tile 0..n_frames
+            lo, hi = e["dataset_from_index"], e["dataset_to_index"]
+            wrong = self.episode_of[lo:hi] != e["episode_index"]
+            if wrong.any():
+                i = lo + _first_bad(wrong)
+                raise DatasetError(f"{self.file_of(i)}: episode_index {self.episode_of[i]} at frame {i}, but the episodes "
+                                   f"table puts rows {lo}:{hi} in episode {e['episode_index']}")
         task_index = self.columns["task_index"]
         bad = (task_index < 0) | (task_index >= len(self.tasks))
         if bad.any():
@@ -403,15 +500,45 @@ class LeRobotDataset:
             raise DatasetError(f"{self.file_of(i)}: task_index {int(task_index[i])} at frame {i} is not in "
                                f"meta/tasks ({len(self.tasks)} tasks)")
 
+    def _check_frames(self) -> None:
+        """Within each episode, frame_index counts 0..L-1 and timestamp is frame_index / fps within
+        half a frame (so timestamps start at 0 and increase): what the video decoder seeks to."""
+        starts = np.array([e["dataset_from_index"] for e in self.episodes], np.int64)[self.episode_of]
+        frame_index, expected = self.columns["frame_index"], np.arange(len(self.episode_of)) - starts
+        if not np.array_equal(frame_index, expected):
+            i = _first_bad(frame_index != expected)
+            n = self.episodes[self.episode_of[i]]["length"]
+            raise DatasetError(f"{self.file_of(i)}: frame_index {int(frame_index[i])} at frame {i} (episode "
+                               f"{self.episode_of[i]}), expected {expected[i]}: frame_index must count 0..{n - 1}")
+        t, due = self.columns["timestamp"].astype(np.float64), expected / self.fps
+        bad = (t < 0) | (np.abs(t - due) >= 0.5 / self.fps)
+        if bad.any():
+            i = _first_bad(bad)
+            what = "is negative" if t[i] < 0 else f"is not frame_index / fps = {due[i]:g} within half a frame"
+            raise DatasetError(f"{self.file_of(i)}: timestamp {t[i]:.6g} at frame {i} (episode {self.episode_of[i]}) "
+                               f"{what}: timestamps count up by 1/fps from 0 in each episode")
+
     def _load_stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """meta/stats.json, checked; without it (v2.1, or a v3.0 dataset that lost it) the stats
+        aggregated from the per-episode stats, as LeRobot does, and ``stats_note`` says so."""
         path = self.root / "meta" / "stats.json"
         if path.exists():
-            return from_jsonable(read_json(path))
+            return check_stats(read_json(path), path, self.features)
         stats = {}
-        for key in self.features:  # v2.1 without stats.json: aggregate the episode stats
-            eps = [{k.split("/")[-1]: np.asarray(v) for k, v in e.items() if k.startswith(f"stats/{key}/")} for e in self.episodes]
+        for key in self.features:
+            eps = []
+            for e, where in zip(self.episodes, self._episode_where):
+                st = {k.split("/")[-1]: v for k, v in e.items() if k.startswith(f"stats/{key}/")}
+                eps.append(check_stats({key: st}, where, self.features)[key] if st else None)
             if eps and all(eps):
-                stats[key] = aggregate_stats(eps)
+                try:
+                    stats[key] = aggregate_stats(eps)
+                except ValueError as e:  # per-episode stats of different shapes
+                    raise DatasetError(f"{self._episode_where[0]}: per-episode stats of {key!r} do not combine ({e})") from None
+        if self.version != "v2.1" or not stats:  # v2.1 has no stats.json: aggregating is its normal way
+            source = "the per-episode stats" if stats else "nothing: there are no per-episode stats either"
+            self.stats_note = f"{path} is missing: stats aggregated from {source}"
+            warnings.warn(self.stats_note, stacklevel=3)
         return stats
 
     # ---------------------------------------------------------------- access

@@ -7,7 +7,8 @@ summarised per colour channel on a [0, 1] scale, shape (3, 1, 1), from a subsamp
 Dataset-level stats of numeric features are computed exactly from all frames. Image stats, and
 the stats of a v2.1 dataset read from per-episode stats, are aggregated from episode stats:
 min/max/mean/std/count exactly (pooled variance), quantiles as the count-weighted mean of the
-episode quantiles (the same approximation LeRobot makes).
+episode quantiles (the same approximation LeRobot makes). Stats read from disk go through
+``check_stats``: one NaN in a mean would make every normalised value NaN.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from a1lib.data.errors import DatasetError
 
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 STAT_NAMES = ("min", "max", "mean", "std", "count", *QUANTILES)
@@ -82,5 +85,28 @@ def to_jsonable(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, 
     return {k: {s: np.asarray(v).tolist() for s, v in st.items()} for k, st in stats.items()}
 
 
-def from_jsonable(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
-    return {k: {s: np.asarray(v) for s, v in st.items()} for k, st in stats.items()}
+def check_stats(stats: Any, where: Any, features: dict[str, dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """Stats as read from JSON (feature -> stat name -> a number or nested lists of numbers) as
+    arrays, or a DatasetError naming ``where``: anything else, a NaN or inf (it would turn every
+    normalised value into NaN), or a stat whose size does not fit its feature in ``features``."""
+    if not isinstance(stats, dict):
+        raise DatasetError(f"{where}: expected a JSON object of feature -> stats, got {type(stats).__name__}")
+    out = {}
+    for key, st in stats.items():
+        if not isinstance(st, dict):
+            raise DatasetError(f"{where}: {key!r} must map stat names to values, got {st!r:.80}")
+        spec = features.get(key)
+        size = None if spec is None else 3 if spec["dtype"] in ("image", "video") else int(np.prod(spec["shape"]))
+        out[key] = {}
+        for name, value in st.items():
+            try:
+                arr = np.asarray(value)
+                ok = arr.dtype.kind in "iuf" and bool(np.isfinite(arr).all())
+            except (TypeError, ValueError):  # ragged lists
+                ok = False
+            if not ok:
+                raise DatasetError(f"{where}: {key!r} {name!r} is not finite numbers: {value!r:.80}")
+            if size is not None and name != "count" and arr.size != size:
+                raise DatasetError(f"{where}: {key!r} {name!r} has {arr.size} values, feature {key!r} has {size}")
+            out[key][name] = arr
+    return out

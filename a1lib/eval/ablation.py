@@ -15,9 +15,9 @@ training seeds, and the same evaluation episodes (``eval_seed(task, i)``). ``no_
 no pretraining steps: that is the ablation.
 
 ``run`` trains the seeds in parallel processes (one torch thread each: on a 2-core machine two
-single-threaded runs do ~1.25x the samples/s of one two-threaded run), evaluates every seed's policy
-in the lab domain, and, for the generation-expert variants, sweeps the conveyor and turntable speed
-of the dynamic tasks. ``OUT/metrics.json`` holds per-seed and pooled success with 95% Wilson
+single-threaded runs do ~1.25x the samples/s of one two-threaded run) and evaluates every seed's
+policy in the lab domain (the speed sweep of the swept variants is its own stage, ``a1 ablation
+sweep``). ``RunLayout`` is where a run keeps its files. ``OUT/metrics.json`` holds per-seed and pooled success with 95% Wilson
 intervals, the held-out action loss of each fine-tuning run, and for models that imagine, the
 future-latent error against "the future equals now". A killed ``train`` resumes from its
 ``last.ckpt``; a finished one drops its optimizer checkpoints (the exported ``policy/`` is what the
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from a1lib.configs import from_dict
-from a1lib.eval.evaluate import numbers, wilson_interval
-from a1lib.sim.tasks import BELT_SPEED_RANGE, TASKS, TURNTABLE_SPEED_RANGE
+from a1lib.eval.stats import Rate, numbers
+from a1lib.sim.tasks import BELT_SPEED_RANGE, SPEED_KEYS, TASKS, TURNTABLE_SPEED_RANGE
 from a1lib.train.trainer import last_logged
 
 
@@ -43,7 +43,7 @@ class Variant:
     description: str
     model: dict[str, Any] = field(default_factory=dict)  # A1Config overrides
     pretrain_sources: tuple[str, ...] | None = None  # None: the preset's mix; (): no pretraining
-    sweep: bool = False  # also run the speed sweep on the dynamic tasks
+    sweep: bool = False  # swept over conveyor / turntable speed by `a1 ablation sweep`
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
@@ -84,12 +84,9 @@ class TaskGroup:
 
 @dataclass
 class AblationConfig:
-    """The ``ablation`` section of a preset in params.yaml: the task groups, and the speed sweep."""
+    """The ``ablation`` section of a preset in params.yaml: the task groups and how many seeds run at once."""
 
     groups: dict[str, TaskGroup] = field(default_factory=dict)
-    belt_speeds: tuple[float, ...] = (0.0, 0.15, 0.3)  # ExpressSorting sweep (table units / s)
-    turntable_speeds: tuple[float, ...] = (0.0, 0.7, 1.4)  # IngredientPicking sweep (rad / s)
-    sweep_episodes: int = 5  # per speed and seed
     parallel: int = 2  # seeds trained at once (one torch thread each) and evaluation workers
 
     def __post_init__(self) -> None:
@@ -104,24 +101,51 @@ class AblationConfig:
             except (TypeError, ValueError) as e:
                 raise ValueError(f"ablation.groups.{name}: {e}") from e
         self.groups = groups
-        for name in ("sweep_episodes", "parallel"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ablation.{name} must be >= 1, got {getattr(self, name)}")
+        if self.parallel < 1:
+            raise ValueError(f"ablation.parallel must be >= 1, got {self.parallel}")
 
     def group(self, name: str) -> TaskGroup:
         if name not in self.groups:
             raise ValueError(f"no ablation task group {name!r}; the preset has {sorted(self.groups)}")
         return self.groups[name]
 
-    def sweeps(self, tasks: list[str] | tuple[str, ...]) -> list[tuple[str, str, tuple[float, ...]]]:
-        """``(task, env speed kwarg, speeds)`` for each of ``tasks`` that has a speed sweep."""
-        speeds = {"belt_speed": self.belt_speeds, "turntable_speed": self.turntable_speeds}
-        return [(task, key, speeds[key]) for task, (key, _) in SWEPT_TASKS.items() if task in tasks]
+
+
+DEFAULT_DIR = "experiments/ablations"  # one folder per run: RunLayout.of(DEFAULT_DIR, "<group>-<variant>")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where one ablation run (``<group>-<variant>``) keeps its files: the one place that spells it."""
+
+    root: Path  # e.g. experiments/ablations/dynamic-a1_full
+
+    @classmethod
+    def of(cls, directory: str | Path, run: str) -> "RunLayout":
+        return cls(Path(directory) / run)
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.root / "runs" / f"seed{seed}"
+
+    def stage_dir(self, seed: int, stage: str) -> Path:
+        """One training run of a seed: ``stage`` is "pretrain" or "finetune"."""
+        return self.seed_dir(seed) / stage
+
+    def policy(self, seed: int, stage: str = "finetune") -> Path:
+        return self.stage_dir(seed, stage) / "policy"
 
 
 # The dynamic tasks whose speed is swept: the env keyword that sets it, and its training range.
-SWEPT_TASKS = {"ExpressSorting": ("belt_speed", BELT_SPEED_RANGE),
-               "IngredientPicking": ("turntable_speed", TURNTABLE_SPEED_RANGE)}
+SWEPT_TASKS = {task: (key, {"belt_speed": BELT_SPEED_RANGE, "turntable_speed": TURNTABLE_SPEED_RANGE}[key])
+               for task, key in SPEED_KEYS.items()}
 
 
 # Rates measured on a 2-core machine (cpu preset): samples/s of one single-threaded A1 training
@@ -131,14 +155,13 @@ TRAIN_SAMPLES_PER_S = 67.0
 EVAL_SECONDS_PER_EPISODE = 2.0
 
 
-def expected_seconds(group: TaskGroup, variant: Variant, batch_sizes: tuple[int, int], parallel: int,
-                     sweep_episodes: int = 0, sweep_speeds: int = 0) -> float:
+def expected_seconds(group: TaskGroup, variant: Variant, batch_sizes: tuple[int, int], parallel: int) -> float:
     """A run's expected wall time: its seeds' training samples over ``parallel`` processes at the
-    measured rate, plus its evaluation (and speed-sweep) episodes over ``parallel`` workers."""
+    measured rate, plus its evaluation episodes over ``parallel`` workers."""
     pretrain = 0 if variant.pretrain_sources == () else group.pretrain_steps * batch_sizes[0]
     per_seed = pretrain + group.finetune_steps * batch_sizes[1]
     rounds = math.ceil(len(group.seeds) / parallel)  # seeds train `parallel` at a time, one thread each
-    episodes = len(group.seeds) * (group.episodes * len(group.tasks) + (sweep_episodes * sweep_speeds if variant.sweep else 0))
+    episodes = len(group.seeds) * group.episodes * len(group.tasks)
     return rounds * per_seed / TRAIN_SAMPLES_PER_S + episodes * EVAL_SECONDS_PER_EPISODE / parallel
 
 
@@ -162,15 +185,10 @@ def final_val_losses(run_dir: Path) -> dict[str, float]:
 
 
 def pool_seeds(rows: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
-    """Every seed's episodes of a task pooled into one rate with a Wilson interval (per task, overall)."""
-    def rate(k: int, n: int) -> dict[str, Any]:
-        return {"successes": k, "episodes": n, "success_rate": k / n if n else float("nan"),
-                "ci95": list(wilson_interval(k, n))}
-
-    per_task = {t: rate(sum(r["per_task"][t]["successes"] for r in rows.values()),
-                        sum(r["per_task"][t]["episodes"] for r in rows.values())) for t in tasks}
-    return {"per_task": per_task, "overall": rate(sum(v["successes"] for v in per_task.values()),
-                                                  sum(v["episodes"] for v in per_task.values()))}
+    """Every seed's episodes of a task pooled into one ``Rate`` (per task, overall), as dicts."""
+    per_task = {t: Rate.pooled(Rate.from_dict(r["per_task"][t]) for r in rows.values()) for t in tasks}
+    return {"per_task": {t: r.to_dict() for t, r in per_task.items()},
+            "overall": Rate.pooled(per_task.values()).to_dict()}
 
 
 def ablation_summary(result: dict[str, Any]) -> dict[str, Any]:

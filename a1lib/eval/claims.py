@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from a1lib.eval.evaluate import wilson_interval
+from a1lib.eval.stats import Rate, difference_interval, min_detectable_difference
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,13 @@ CLAIMS = (
 )
 
 
-def pooled_rate(result: dict[str, Any], tasks: tuple[str, ...] | None) -> tuple[int, int]:
-    """(successes, episodes) of one variant's metrics.json over ``tasks`` (None: all)."""
+def pooled_rate(result: dict[str, Any], tasks: tuple[str, ...] | None) -> Rate:
+    """One variant's metrics.json pooled over ``tasks`` (None: all)."""
     names = tasks or tuple(result["per_task"])
     missing = [t for t in names if t not in result["per_task"]]
     if missing:
         raise KeyError(f"variant {result['variant']}: no results for task(s) {missing}")
-    return (sum(result["per_task"][t]["successes"] for t in names),
-            sum(result["per_task"][t]["episodes"] for t in names))
+    return Rate.pooled(Rate.from_dict(result["per_task"][t]) for t in names)
 
 
 def per_seed_rates(result: dict[str, Any], tasks: tuple[str, ...] | None) -> list[float]:
@@ -72,19 +71,8 @@ def per_seed_rates(result: dict[str, Any], tasks: tuple[str, ...] | None) -> lis
     rates = []
     for row in result.get("per_seed", {}).values():
         names = tasks or tuple(row["per_task"])
-        k = sum(row["per_task"][t]["successes"] for t in names if t in row["per_task"])
-        n = sum(row["per_task"][t]["episodes"] for t in names if t in row["per_task"])
-        rates.append(k / n if n else float("nan"))
+        rates.append(Rate.pooled(Rate.from_dict(row["per_task"][t]) for t in names if t in row["per_task"]).rate)
     return rates
-
-
-def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
-    """p1 - p2 and its 95% Newcombe (hybrid Wilson score) interval."""
-    p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson_interval(k1, n1)
-    l2, u2 = wilson_interval(k2, n2)
-    d = p1 - p2
-    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
 NO_SIGNAL = 0.05  # both arms below this success rate: no verdict
@@ -98,23 +86,6 @@ def verdict(lo: float, hi: float, p_better: float, p_worse: float) -> str:
     if hi < 0:
         return "contradicted"
     return "inconclusive"
-
-
-def min_detectable_difference(p_worse: float, n_better: int, n_worse: int, z_alpha: float = 1.959964,
-                              z_power: float = 0.841621) -> float:
-    """The smallest d for which a two-sided 5% test of p_worse + d vs p_worse with these episode counts
-    has 80% power (normal approximation, unpooled variances)."""
-    def needed(d: float) -> float:
-        p1 = min(p_worse + d, 1.0)
-        return (z_alpha + z_power) * math.sqrt(p1 * (1 - p1) / n_better + p_worse * (1 - p_worse) / n_worse)
-
-    lo, hi = 0.0, 1.0 - p_worse
-    if needed(hi) > hi:
-        return float("nan")  # not detectable at all with these counts
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if needed(mid) <= mid else (mid, hi)
-    return hi
 
 
 def evaluate_claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,15 +102,14 @@ def evaluate_claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             rows.append(dict(row, tasks=list(c.tasks) if c.tasks else c.group, verdict="not run", missing=missing))
             continue
         tasks = c.tasks or tuple(results[better]["tasks"])
-        kb, nb = pooled_rate(results[better], tasks)
-        kw, nw = pooled_rate(results[worse], tasks)
-        d, lo, hi = difference_interval(kb, nb, kw, nw)
+        b, w = pooled_rate(results[better], tasks), pooled_rate(results[worse], tasks)
+        d, lo, hi = difference_interval(b, w)
         rows.append(dict(
             row, tasks=list(tasks),
-            ours_better=100 * kb / nb, ours_worse=100 * kw / nw, episodes=[nb, nw],
+            ours_better=100 * b.rate, ours_worse=100 * w.rate, episodes=[b.episodes, w.episodes],
             ours_delta=100 * d, ours_delta_ci95=[100 * lo, 100 * hi],
-            verdict=verdict(lo, hi, kb / nb, kw / nw),
-            min_detectable_delta=100 * min_detectable_difference(kw / nw, nb, nw),
+            verdict=verdict(lo, hi, b.rate, w.rate),
+            min_detectable_delta=100 * min_detectable_difference(w.rate, b.episodes, w.episodes),
             per_seed=[per_seed_rates(results[better], tasks), per_seed_rates(results[worse], tasks)],
             val_action_loss=[results[better].get("val_action_loss"), results[worse].get("val_action_loss")],
         ))

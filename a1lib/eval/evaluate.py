@@ -1,8 +1,12 @@
 """``a1 evaluate``: closed-loop success rates in the lab-domain envs, with confidence intervals.
 
-    a1 evaluate --policy experiments/finetune/policy [--tasks SortParts,ExpressSorting]
+    a1 evaluate --policy artifacts/finetune/policy [--tasks SortParts,ExpressSorting]
                 [--episodes 20] [--replan-every 5] [--reference expert,random] [--workers 2]
                 [--belt-speed 0.5,1.0,1.5] [--out experiments/eval]
+
+Each policy runs with its own inference settings (policy.json: replan interval, delta, sampling
+noise); ``override`` (``--replan-every``, ``--noise-scale``, the sweeps) changes them for every row,
+explicitly, and each change is printed.
 
 Every (task, episode i) runs on ``a1lib.data.seeds.eval_seed(task, i)``: fixed, the same for every
 policy, and disjoint from every training seed. Episodes run in ``workers`` processes; results are
@@ -20,8 +24,8 @@ each value is a separate block of rows, keyed by the env kwargs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -35,33 +39,24 @@ from tqdm.auto import tqdm
 
 from a1lib.data.seeds import eval_seed, validation_seed
 from a1lib.eval.gif import write_gif
+from a1lib.eval.stats import Rate, numbers
 from a1lib.eval.rollout import ExpertPolicy, run_episode
 from a1lib.models.policy_a1 import A1Policy
 from a1lib.models.privileged import PrivilegedPolicy, is_privileged_policy
-from a1lib.policy_protocol import RandomPolicy
+from a1lib.policy_protocol import RandomPolicy, inference_settings
 from a1lib.progress import ProgressLines
 from a1lib.shipped import default_policy_dir
 from a1lib.sim import TASKS  # importing a1lib.sim registers the envs
 
-REFERENCES = ("expert", "random")
+REFERENCES = ("expert", "motion_blind_expert", "random")  # rows with no policy directory
 DOMAIN = "lab"
 
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion (0, 1 for n = 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # ---------------------------------------------------------------------------------------------
 # Workers: each process loads each policy once
 # ---------------------------------------------------------------------------------------------
-_POLICIES: dict[tuple[str, float | None], Any] = {}
+_POLICIES: dict[tuple[str, str], Any] = {}
 
 
 def _init_worker() -> None:
@@ -69,21 +64,25 @@ def _init_worker() -> None:
 
 
 def load_policy(spec: str = "shipped", seed: int = 0, imagine: bool = True, action_dim: int = 5,
-                horizon: int = 10, noise_scale: float | None = None) -> Any:
+                horizon: int = 10, override: dict[str, Any] | None = None) -> Any:
     """The one policy loader: "shipped" (the committed cpu policy, policies/a1-cpu) | "expert" |
-    "random" (``action_dim`` x ``horizon`` chunks) | a directory holding an A1Policy or a
-    PrivilegedPolicy. ``noise_scale`` overrides an A1Policy's exported sampling (None: keep it)."""
-    if spec == "expert":
-        return ExpertPolicy()
-    if spec == "random":
-        return RandomPolicy(action_dim=action_dim, horizon=horizon, seed=seed)
+    "motion_blind_expert" (aims where objects are, not where they will be) | "random" (``action_dim`` x
+    ``horizon`` chunks) | a directory holding an A1Policy or a
+    PrivilegedPolicy. ``override`` changes the policy's own inference settings (printed), e.g.
+    ``{"replan_every": 5}``; None keeps them."""
+    if spec in REFERENCES:
+        policy = (RandomPolicy(action_dim=action_dim, horizon=horizon, seed=seed) if spec == "random"
+                  else ExpertPolicy(motion_blind=spec == "motion_blind_expert"))
+        if override:
+            policy.settings = inference_settings(policy).overridden(spec, **override)
+        return policy
     path = policy_path(spec)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such directory (a policy is 'shipped', 'expert', 'random' or a "
                                 "directory written by a1 finetune / a1 privileged)")
     if is_privileged_policy(path):
-        return PrivilegedPolicy.from_pretrained(path)
-    return A1Policy.from_pretrained(path, imagine=imagine, seed=seed, noise_scale=noise_scale)
+        return PrivilegedPolicy.from_pretrained(path, override=override)
+    return A1Policy.from_pretrained(path, imagine=imagine, seed=seed, override=override)
 
 
 def policy_path(spec: str) -> Path:
@@ -102,24 +101,25 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
     spec, task, i = job["policy"], job["task"], job["episode"]
     seed = (validation_seed if job.get("seed_set") == "validation" else eval_seed)(task, i)
     if spec == "random":
-        policy = load_policy("random", seed=seed % 2**31)  # a fresh stream per episode
+        policy = load_policy("random", seed=seed % 2**31, override=job["override"])  # a fresh stream per episode
     else:
-        key = (spec, job.get("noise_scale"))
+        key = (spec, json.dumps(job["override"], sort_keys=True))
         if key not in _POLICIES:
-            _POLICIES[key] = load_policy(spec, noise_scale=job.get("noise_scale"))
+            _POLICIES[key] = load_policy(spec, override=job["override"])
         policy = _POLICIES[key]
         if hasattr(policy, "imagine"):
             policy.imagine = bool(job.get("gif"))  # decoding the future costs time: only for GIFs
     env = gym.make(f"a1lib/{task}-v0", domain=DOMAIN, image_size=job["image_size"], **job["env_kwargs"])
     t0 = time.time()
     try:
-        res = run_episode(env, policy, seed, replan_every=job["replan_every"], record=bool(job.get("gif")))
+        res = run_episode(env, policy, seed, record=bool(job.get("gif")))
     finally:
         env.close()
     if job.get("gif"):
         write_gif(job["gif"], res.frames)
     return {"task": task, "episode": i, "seed": seed, "success": res.success, "steps": res.steps,
-            "instruction": res.instruction, "seconds": time.time() - t0, "gif": job.get("gif")}
+            "instruction": res.instruction, "seconds": time.time() - t0, "gif": job.get("gif"),
+            "settings": dataclasses.asdict(inference_settings(policy))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,30 +138,27 @@ def _progress(items, total: int, bar: bool):
 
 
 def summarise(results: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
+    """Episode results -> per task and overall a ``Rate`` (as a dict), with the steps and seeds behind it."""
     per_task = {}
     for task in tasks:
         rs = [r for r in results if r["task"] == task]
-        k, n = sum(r["success"] for r in rs), len(rs)
-        lo, hi = wilson_interval(k, n)
-        per_task[task] = {"successes": k, "episodes": n, "success_rate": k / n if n else float("nan"),
-                          "ci95": [lo, hi], "mean_steps": float(np.mean([r["steps"] for r in rs])) if rs else None,
+        per_task[task] = {**Rate.of(r["success"] for r in rs).to_dict(),
+                          "mean_steps": float(np.mean([r["steps"] for r in rs])) if rs else None,
                           "seeds": [r["seed"] for r in rs], "success_per_episode": [bool(r["success"]) for r in rs]}
-    k = sum(r["success"] for r in results)
-    n = len(results)
-    lo, hi = wilson_interval(k, n)
     return {"per_task": per_task,
-            "overall": {"successes": k, "episodes": n, "success_rate": k / n if n else float("nan"), "ci95": [lo, hi],
+            "overall": {**Rate.of(r["success"] for r in results).to_dict(),
                         "mean_of_task_rates": float(np.mean([v["success_rate"] for v in per_task.values()]))}}
 
 
 def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str | Path | None = None,
-             replan_every: int | None = None, workers: int = 2, env_kwargs: dict[str, Any] | None = None,
-             gifs_per_task: int = 1, image_size: int = 64, progress: bool = True,
-             seed_set: str = "eval", noise_scale: float | None = None) -> dict[str, Any]:
+             workers: int = 2, env_kwargs: dict[str, Any] | None = None, gifs_per_task: int = 1,
+             image_size: int = 64, progress: bool = True, seed_set: str = "eval",
+             override: dict[str, Any] | None = None) -> dict[str, Any]:
     """Rows ``name -> policy spec`` ("expert", "random", an A1Policy or a PrivilegedPolicy dir) on
-    ``tasks`` x ``episodes``. ``seed_set="validation"`` runs on the validation seeds instead of the
-    evaluation seeds (for choosing how to evaluate, e.g. the replan interval). ``noise_scale``
-    overrides the sampling noise A1Policy rows were exported with (None: as exported)."""
+    ``tasks`` x ``episodes``, each run with its own inference settings but for ``override`` (e.g.
+    ``{"replan_every": 5}``, applied to every row and printed). ``seed_set="validation"`` runs on the
+    validation seeds instead of the evaluation seeds (for choosing how to run a policy, e.g. the
+    replan interval)."""
     if seed_set not in ("eval", "validation"):
         raise ValueError(f"seed_set must be 'eval' or 'validation', got {seed_set!r}")
     unknown = [t for t in tasks if t not in TASKS]
@@ -181,8 +178,8 @@ def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str
             for i in range(episodes):
                 gif = out / "gifs" / f"{name}_{task}{tag}_ep{i}.gif" if out is not None and i < gifs_per_task else None
                 jobs.append({"name": name, "policy": spec, "task": task, "episode": i, "image_size": size,
-                             "env_kwargs": env_kwargs, "replan_every": replan_every, "gif": str(gif) if gif else None,
-                             "seed_set": seed_set, "noise_scale": noise_scale})
+                             "env_kwargs": env_kwargs, "gif": str(gif) if gif else None,
+                             "seed_set": seed_set, "override": dict(override or {})})
     t0 = time.time()
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
@@ -198,11 +195,11 @@ def evaluate(policies: dict[str, str], tasks: list[str], episodes: int, out: str
     for job, r in zip(jobs, results):
         r["name"] = job["name"]
     metrics = {
-        "domain": DOMAIN, "tasks": list(tasks), "episodes_per_task": episodes, "replan_every": replan_every,
-        "noise_scale": noise_scale,
+        "domain": DOMAIN, "tasks": list(tasks), "episodes_per_task": episodes, "override": dict(override or {}),
         "env_kwargs": env_kwargs, "seeds": f"a1lib.data.seeds.{seed_set}_seed(task, i), i < episodes_per_task",
         "ci": "95% Wilson score interval", "seconds": time.time() - t0,
-        "rows": {name: {"policy": spec, **summarise([r for r in results if r["name"] == name], tasks)}
+        "rows": {name: {"policy": spec, "settings": next(r["settings"] for r in results if r["name"] == name),
+                        **summarise([r for r in results if r["name"] == name], tasks)}
                  for name, spec in policies.items()},
         "gifs": [r["gif"] for r in results if r["gif"]],
     }
@@ -218,16 +215,6 @@ def speed_sweep(policies: dict[str, str], tasks: list[str], episodes: int, speed
             blocks.append(evaluate(policies, tasks, episodes, env_kwargs={key: float(v)}, **kwargs))
     return blocks
 
-
-def numbers(tree: Any) -> Any:
-    """``tree`` with every entry that is not a finite int / float dropped (None, NaN, strings,
-    booleans), and empty dicts after that: what a DVC metrics file should hold."""
-    if isinstance(tree, dict):
-        kept = {k: numbers(v) for k, v in tree.items()}
-        return {k: v for k, v in kept.items() if v is not None and v != {}}
-    if isinstance(tree, (int, float)) and not isinstance(tree, bool) and math.isfinite(tree):
-        return tree
-    return None
 
 
 def _rate_ci(overall: dict[str, Any]) -> dict[str, Any]:
@@ -286,7 +273,6 @@ class EvalConfig:
 
     episodes: int = 10  # per task, on fixed evaluation seeds (a1lib.data.seeds.eval_seed)
     workers: int = 2
-    replan_every: int | None = None  # actions executed per chunk; None = the whole chunk
     gifs_per_task: int = 1
     tasks: tuple[str, ...] | None = None  # None = all ten
 
@@ -297,7 +283,7 @@ class ReplanSweepConfig:
 
     intervals: tuple[int, ...] = (1, 2, 5, 10)
     episodes: int = 10  # per task and interval, on the validation seeds
-    noise_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # A1 sampling noise, at eval.replan_every: how finetune.noise_scale was chosen
+    noise_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # A1 sampling noise, at the policy's replan interval: how finetune.noise_scale was chosen
 
 
 def _by_setting(keys: list[str], blocks: list[dict]) -> tuple[dict, dict]:
@@ -312,7 +298,8 @@ def replan_sweep(policies: dict[str, str], tasks: list[str], intervals: list[int
                  **common: Any) -> dict[str, Any]:
     """Success per replan interval (``common``: the keyword arguments of ``evaluate``), as written by
     ``a1 evaluate --replan-sweep``: overall rates and successes per task, per interval and row."""
-    blocks = [evaluate(policies, tasks, episodes, **{**common, "replan_every": r, "gifs_per_task": 0})
+    blocks = [evaluate(policies, tasks, episodes, **{**common, "gifs_per_task": 0,
+                                                     "override": {**common.get("override", {}), "replan_every": r}})
               for r in intervals]
     overall, per_task = _by_setting([str(r) for r in intervals], blocks)
     return {"replan_sweep": overall, "per_task": per_task,
@@ -321,14 +308,15 @@ def replan_sweep(policies: dict[str, str], tasks: list[str], intervals: list[int
 
 def noise_sweep(policies: dict[str, str], tasks: list[str], scales: list[float], episodes: int,
                 **common: Any) -> dict[str, Any]:
-    """Success of the A1Policy rows per sampling noise scale (0: the mean chunk, 1: N(0, I)), at
-    ``common["replan_every"]``, as written by ``a1 evaluate --noise-sweep``. Reference and
-    privileged rows draw no noise, so they are left out."""
+    """Success of the A1Policy rows per sampling noise scale (0: the mean chunk, 1: N(0, I)), at their
+    own replan interval (or ``common["override"]``'s), as written by ``a1 evaluate --noise-sweep``.
+    Reference and privileged rows draw no noise, so they are left out."""
     rows = {n: s for n, s in policies.items() if s not in REFERENCES and not is_privileged_policy(policy_path(s))}
     if not rows:
         raise ValueError("noise sweep: no A1Policy row to sweep (give --policy)")
-    blocks = [evaluate(rows, tasks, episodes, **{**common, "noise_scale": float(x), "gifs_per_task": 0})
+    blocks = [evaluate(rows, tasks, episodes, **{**common, "gifs_per_task": 0,
+                                                 "override": {**common.get("override", {}), "noise_scale": float(x)}})
               for x in scales]
     overall, per_task = _by_setting([str(float(x)) for x in scales], blocks)
-    return {"noise_sweep": overall, "noise_per_task": per_task,
-            "noise_replan_every": common.get("replan_every"), "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}
+    return {"noise_sweep": overall, "noise_per_task": per_task, "noise_override": blocks[0]["override"],
+            "seeds": blocks[0]["seeds"], "episodes_per_task": episodes}

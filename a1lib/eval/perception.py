@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from a1lib.data.seeds import validation_seed
-from a1lib.eval.evaluate import numbers
+from a1lib.eval.stats import numbers
 from a1lib.models.image_tokenizer import images_to_tensor, object_masks, psnr
 from a1lib.models.processor import grounding_targets
 from a1lib.models.vision import keypoints

@@ -2,8 +2,9 @@
 
 At every replanning point the policy sees frame t (and frame t - delta, from the episode's own
 history, clamped to the first frame as in training), returns a chunk of H actions, and the first
-``replan_every`` of them are executed open loop before it is asked again. The original executes
-whole chunks; replanning earlier reacts faster to moving objects at more compute per step.
+``replan_every`` of them are executed open loop before it is asked again. Both numbers are the
+policy's own (``a1lib.policy_protocol.InferenceSettings``). The original executes whole chunks;
+replanning earlier reacts faster to moving objects at more compute per step.
 
 Reference policies run through the very same loop. Policies that need privileged access to the
 simulator (the scripted expert) implement ``attach(env)``; the runner calls it after each reset.
@@ -20,6 +21,7 @@ import numpy as np
 import a1lib.sim  # noqa: F401  (registers the envs)
 from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
 from a1lib.data.seeds import eval_seed
+from a1lib.policy_protocol import inference_settings
 
 
 class ExpertPolicy:
@@ -53,15 +55,16 @@ class EpisodeResult:
     frames: list = field(default_factory=list)  # per step: (image, imagined or None, chunk left, state)
 
 
-def run_episode(env: Any, policy: Any, seed: int, replan_every: int | None = None, delta: int | None = None,
-                record: bool = False) -> EpisodeResult:
-    """One episode on ``seed``; returns success, steps and (``record``) the frames for a GIF."""
+def run_episode(env: Any, policy: Any, seed: int, record: bool = False) -> EpisodeResult:
+    """One episode on ``seed``, run with the policy's inference settings; returns success, steps and
+    (``record``) the frames for a GIF."""
     policy.reset()
     obs, info = env.reset(seed=int(seed))
     if hasattr(policy, "attach"):
         policy.attach(env)
     instruction = env.unwrapped.instruction
-    delta = int(delta if delta is not None else getattr(policy, "delta", 0))
+    settings = inference_settings(policy)
+    delta, replan_every = settings.delta, settings.replan_every
     low, high = env.action_space.low, env.action_space.high
     history = [obs["image"]]
     frames, success, steps = [], bool(info.get("success", False)), 0
@@ -91,7 +94,7 @@ def run_episode(env: Any, policy: Any, seed: int, replan_every: int | None = Non
     return EpisodeResult(env.unwrapped.task_name, int(seed), success, steps, instruction, frames)
 
 
-def first_outcomes(policy: Any, tasks: list[str], episodes: int, replan_every: int | None = None,
+def first_outcomes(policy: Any, tasks: list[str], episodes: int,
                    image_size: int = 64) -> dict[str, tuple[str, int, EpisodeResult]]:
     """The first successful and the first failed recorded episode ({"success" | "failure": (task,
     evaluation-seed index, result)}) among ``episodes`` evaluation seeds per task, lab domain."""
@@ -99,7 +102,7 @@ def first_outcomes(policy: Any, tasks: list[str], episodes: int, replan_every: i
     for task in tasks:
         for i in range(episodes):
             env = gym.make(f"a1lib/{task}-v0", domain="lab", image_size=image_size)
-            res = run_episode(env, policy, eval_seed(task, i), replan_every=replan_every, record=True)
+            res = run_episode(env, policy, eval_seed(task, i), record=True)
             env.close()
             picked.setdefault("success" if res.success else "failure", (task, i, res))
             if len(picked) == 2:

@@ -6,7 +6,8 @@ and the future offset ``delta`` its history frames were taken at. A1Policy bundl
 saves them together in ONE directory, so a checkpoint is always complete:
 
     policy_dir/
-        policy.json          delta, chunk size, special tokens, format version
+        policy.json          inference settings (replan_every, delta, noise_scale), chunk size,
+                             special tokens, format version
         config.json          A1Config                       (A1Model.save_pretrained)
         model.safetensors    the weights                    (A1Model.save_pretrained)
         normalizer.json      state / action stats           (Normalizer.to_dict)
@@ -30,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerFast
 
 from a1lib.constants import ACTION, ACTION_RANGE, IMAGE, IMAGE_PAST, STATE
 from a1lib.data import Normalizer
@@ -39,7 +39,8 @@ from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.image_tokenizer import ImageTokenizer
 from a1lib.models.modeling_a1 import CONFIG_NAME, WEIGHTS_NAME, A1Model
 from a1lib.models.processor import A1Processor
-from a1lib.policy_protocol import binarize_actions
+from a1lib.models.text_tokenizer import load_text_tokenizer
+from a1lib.policy_protocol import InferenceSettings, binarize_actions
 
 POLICY_FILE = "policy.json"
 NORMALIZER_FILE = "normalizer.json"
@@ -53,33 +54,25 @@ class CheckpointError(ValueError):
     """A policy directory is missing, incomplete, or its parts disagree."""
 
 
-def load_text_tokenizer(path: str | Path, special_tokens: dict[str, str] | None = None):
-    """tokenizer.json -> transformers.PreTrainedTokenizerFast (no network, no pickle)."""
-
-    return PreTrainedTokenizerFast(tokenizer_file=str(path), **{k: v for k, v in (special_tokens or {}).items() if v})
-
-
 class A1Policy:
-    """A1Model + processor (normaliser, text tokenizer, image tokenizer) + delta, as a Policy."""
+    """A1Model + processor (normaliser, text tokenizer, image tokenizer) + its inference settings, as a Policy."""
 
-    def __init__(self, model: A1Model, processor: A1Processor, delta: int = 5, imagine: bool = False,
-                 seed: int = 0, num_steps: int | None = None, device: str | torch.device = "cpu",
-                 binary_action_dims: tuple[int, ...] = (), noise_scale: float = 1.0):
-        if not noise_scale >= 0:
-            raise ValueError(f"A1Policy: noise_scale must be >= 0, got {noise_scale}")
+    def __init__(self, model: A1Model, processor: A1Processor, settings: InferenceSettings = InferenceSettings(delta=5),
+                 imagine: bool = False, seed: int = 0, num_steps: int | None = None, device: str | torch.device = "cpu",
+                 binary_action_dims: tuple[int, ...] = ()):
+        try:
+            self.settings = settings.checked(model.config.chunk_size)
+        except ValueError as e:
+            raise ValueError(f"A1Policy: {e}") from e
         if processor.config is not model.config and processor.config.to_dict() != model.config.to_dict():
             raise CheckpointError("A1Policy: the processor's A1Config differs from the model's")
         self.model = model.eval()
         self.processor = processor
         self.config: A1Config = model.config
-        self.delta = int(delta)
         self.imagine = bool(imagine)
         self.seed = int(seed)
         self.num_steps = num_steps
         self.binary_action_dims = tuple(int(d) for d in binary_action_dims)  # on/off commands: executed by sign
-        # The flow's starting point is noise_scale * N(0, I): 1 samples the learned distribution, 0 starts
-        # every chunk from zero (with one Euler step, exactly the predicted mean action chunk).
-        self.noise_scale = float(noise_scale)
         self.device = torch.device(device)
         self.model.to(self.device)
         if processor.image_tokenizer is not None:
@@ -91,7 +84,18 @@ class A1Policy:
                          "delta": self.delta, "generation": c.generation,
                          "image_shape": [c.image_size, c.image_size, 3], "camera_keys": [IMAGE, IMAGE_PAST],
                          "state_dim": c.state_dim, "action_range": list(ACTION_RANGE),
-                         "binary_action_dims": list(self.binary_action_dims), "noise_scale": self.noise_scale}
+                         "binary_action_dims": list(self.binary_action_dims), "noise_scale": self.noise_scale,
+                         "replan_every": self.settings.replan_every}
+
+    @property
+    def delta(self) -> int:
+        return self.settings.delta
+
+    @property
+    def noise_scale(self) -> float:
+        """The flow starts from noise_scale * N(0, I): 1 samples the learned distribution, 0 starts every
+        chunk from zero (with one Euler step, exactly the predicted mean action chunk)."""
+        return self.settings.noise_scale
 
     # -- the Policy interface ---------------------------------------------------------------------
     def reset(self) -> None:
@@ -131,7 +135,8 @@ class A1Policy:
             (tmp / NORMALIZER_FILE).write_text(json.dumps(self.processor.normalizer.to_dict(), indent=1) + "\n")
             if self.processor.image_tokenizer is not None:
                 self.processor.image_tokenizer.save(tmp / IMAGE_TOKENIZER_DIR)
-            meta = {"format": FORMAT, "delta": self.delta, "chunk_size": self.config.chunk_size,
+            meta = {"format": FORMAT, "replan_every": self.settings.replan_every, "delta": self.delta,
+                    "chunk_size": self.config.chunk_size,
                     "special_tokens": {k: v for k, v in special.items() if isinstance(v, str)},
                     "qa_seed": self.processor.seed, "binary_action_dims": list(self.binary_action_dims),
                     "noise_scale": self.noise_scale}
@@ -141,8 +146,10 @@ class A1Policy:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
                         imagine: bool = False, seed: int = 0, num_steps: int | None = None,
-                        noise_scale: float | None = None) -> "A1Policy":
-        """``noise_scale=None``: the sampling the policy was exported with (policy.json; 1.0 if absent)."""
+                        override: dict[str, Any] | None = None) -> "A1Policy":
+        """The policy with the inference settings it was exported with (policy.json), but for ``override``
+        ({"replan_every": 5, ...}: explicit, and printed). A policy.json older than a setting means: no
+        replanning (the whole chunk), noise scale 1.0."""
         directory = Path(directory)
         if not directory.is_dir():
             raise CheckpointError(f"{directory}: not a directory (expected an A1Policy saved by save_pretrained)")
@@ -185,14 +192,21 @@ class A1Policy:
             processor.check_normalizer()
         except ValueError as e:
             raise CheckpointError(f"{directory}: {e}") from e
-        return cls(model, processor, delta=int(meta["delta"]), imagine=imagine, seed=seed, num_steps=num_steps,
-                   device=device, binary_action_dims=tuple(meta.get("binary_action_dims", ())),
-                   noise_scale=float(meta.get("noise_scale", 1.0) if noise_scale is None else noise_scale))
+        replan = meta.get("replan_every")
+        settings = InferenceSettings(replan_every=None if replan is None else int(replan), delta=int(meta["delta"]),
+                                     noise_scale=float(meta.get("noise_scale", 1.0)))
+        if override:
+            settings = settings.overridden(str(directory), **override)
+        try:
+            return cls(model, processor, settings, imagine=imagine, seed=seed, num_steps=num_steps, device=device,
+                       binary_action_dims=tuple(meta.get("binary_action_dims", ())))
+        except ValueError as e:
+            raise CheckpointError(f"{directory / POLICY_FILE}: {e}") from e
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
         return (f"A1Policy(params={n / 1e6:.2f}M, generation={self.config.generation!r}, "
-                f"chunk={self.config.chunk_size}, delta={self.delta}, device={self.device})")
+                f"chunk={self.config.chunk_size}, {self.settings}, device={self.device})")
 
 
-__all__ = ["A1Policy", "CheckpointError", "load_text_tokenizer", "STATE", "ACTION"]
+__all__ = ["A1Policy", "CheckpointError", "STATE", "ACTION"]

@@ -33,7 +33,7 @@ from a1lib.configs import from_dict
 from a1lib.constants import ACTION_RANGE, STATE
 from a1lib.data import Normalizer
 from a1lib.io import atomic_directory
-from a1lib.policy_protocol import binarize_actions
+from a1lib.policy_protocol import InferenceSettings, binarize_actions
 from a1lib.sim.world import COLOR_NAMES, KIND_NAMES, MAX_OBJECTS
 
 FORMAT = "a1lib.PrivilegedPolicy/1"
@@ -111,7 +111,9 @@ class PrivilegedPolicy:
     """The MLP as a ``Policy``. It reads the scene from the env it is attached to (``attach``), as
     the scripted expert does, so it runs in ``a1 evaluate`` but not on a real robot."""
 
-    def __init__(self, model: PrivilegedMLP, normalizer: Any, binary_action_dims: tuple[int, ...] = ()):
+    def __init__(self, model: PrivilegedMLP, normalizer: Any, binary_action_dims: tuple[int, ...] = (),
+                 settings: InferenceSettings = InferenceSettings()):
+        self.settings = settings.checked(model.config.chunk_size)  # it reads one frame: only replan_every matters
         self.model = model.eval()
         self.normalizer = normalizer
         self.binary_action_dims = tuple(int(d) for d in binary_action_dims)
@@ -143,12 +145,13 @@ class PrivilegedPolicy:
             save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
             (tmp / "config.json").write_text(json.dumps(asdict(self.model.config), indent=2) + "\n")
             (tmp / "normalizer.json").write_text(json.dumps(self.normalizer.to_dict(), indent=1) + "\n")
-            (tmp / "policy.json").write_text(json.dumps({"format": FORMAT, "binary_action_dims":
-                                                         list(self.binary_action_dims)}, indent=2) + "\n")
+            (tmp / "policy.json").write_text(json.dumps({"format": FORMAT, "binary_action_dims": list(self.binary_action_dims),
+                                                         "replan_every": self.settings.replan_every}, indent=2) + "\n")
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "PrivilegedPolicy":
+    def from_pretrained(cls, directory: str | os.PathLike, override: dict[str, Any] | None = None) -> "PrivilegedPolicy":
+        """The policy with the replan interval it was exported with, but for ``override`` (printed)."""
         directory = Path(directory)
         meta = json.loads((directory / "policy.json").read_text())
         if meta.get("format") != FORMAT:
@@ -158,7 +161,11 @@ class PrivilegedPolicy:
         model = PrivilegedMLP(config)
         model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=True)
         normalizer = Normalizer.from_dict(json.loads((directory / "normalizer.json").read_text()))
-        return cls(model, normalizer, tuple(meta.get("binary_action_dims", ())))
+        replan = meta.get("replan_every")
+        settings = InferenceSettings(replan_every=None if replan is None else int(replan))
+        if override:
+            settings = settings.overridden(str(directory), **override)
+        return cls(model, normalizer, tuple(meta.get("binary_action_dims", ())), settings)
 
 
 def is_privileged_policy(directory: str | os.PathLike) -> bool:

@@ -122,19 +122,22 @@ def save_text_tokenizer(tok: PreTrainedTokenizerFast, directory: str | Path) -> 
     return atomic_write(Path(directory) / TOKENIZER_FILE, lambda p: tok.backend_tokenizer.save(str(p), pretty=True))
 
 
-def load_text_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
-    """Load ``directory/tokenizer.json`` (or a path to the file itself) as PreTrainedTokenizerFast."""
+def load_text_tokenizer(directory: str | Path, special_tokens: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+    """Load ``directory/tokenizer.json`` (or a path to the file itself) as PreTrainedTokenizerFast.
+
+    ``special_tokens``: the roles as a saved policy records them (``{"pad_token": "[PAD]", ...}``,
+    empty values skipped); None: this module's ``[PAD] [UNK] [BOS] [EOS] [SEP]``. Each must be in
+    the vocabulary."""
     path = Path(directory)
     if path.is_dir():
         path = path / TOKENIZER_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: text tokenizer not found (run `a1 tokenizer train`)")
-    tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(path), pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS, sep_token=SEP,
-        padding_side="right",
-    )
-    missing = [t for t in SPECIAL_TOKENS if tok.convert_tokens_to_ids(t) is None or
-               (t != UNK and tok.convert_tokens_to_ids(t) == tok.unk_token_id)]
+    roles = ({"pad_token": PAD, "unk_token": UNK, "bos_token": BOS, "eos_token": EOS, "sep_token": SEP}
+             if special_tokens is None else {k: v for k, v in special_tokens.items() if v})
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(path), padding_side="right", **roles)
+    missing = [t for t in roles.values() if tok.convert_tokens_to_ids(t) is None or
+               (t != tok.unk_token and tok.convert_tokens_to_ids(t) == tok.unk_token_id)]
     if missing:
         raise ValueError(f"{path}: special token(s) {missing} are not in the vocabulary")
     return tok

@@ -6,7 +6,7 @@
 
 from a1lib.robot.broker import ChunkBroker
 from a1lib.robot.estop import EStop
-from a1lib.robot.interface import Robot, RobotError, make_lerobot_robot
+from a1lib.robot.interface import ReadingError, Robot, RobotError, make_lerobot_robot
 from a1lib.robot.loop import ControlConfig, ControlLoop, EpisodeResult, connect_and_check
 from a1lib.robot.mapping import FeatureMapping
 from a1lib.robot.recording import EpisodeRecorder
@@ -16,6 +16,6 @@ from a1lib.robot.timing import RateClock
 
 __all__ = [
     "ChunkBroker", "ControlConfig", "ControlLoop", "EStop", "EpisodeRecorder", "EpisodeResult",
-    "FeatureMapping", "RateClock", "Robot", "RobotError", "SafetyConfig", "SafetyLayer", "SimRobot",
+    "FeatureMapping", "RateClock", "ReadingError", "Robot", "RobotError", "SafetyConfig", "SafetyLayer", "SimRobot",
     "SimRobotConfig", "connect_and_check", "make_lerobot_robot",
 ]

@@ -15,6 +15,8 @@ ask again and which action to execute now:
   background thread, so a moving conveyor does not see the robot freeze at every replan.
 * **watchdog**: an inference still running ``deadline_s`` after it was requested counts as a trip;
   the step gets no action (``None``), which the safety layer turns into the hold command.
+* **interrupt** (the e-stop): once it is triggered, no step waits for the policy any more (the
+  wait is checked every ``WAIT_SLICE_S``).
 
 Inference always runs in a daemon thread, so even a policy that never returns cannot block the
 loop (or the interpreter's exit).
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+WAIT_SLICE_S = 0.002  # a step waiting for its chunk looks at the interrupt this often
 
 
 @dataclass
@@ -59,16 +63,18 @@ class ChunkBroker:
         self,
         policy: Any,
         action_dim: int,
-        replan_steps: int = 5,
+        replan_steps: int | None,
         temporal_ensemble: float | None = None,
         async_inference: bool = False,
         deadline_s: float = 0.5,
+        interrupt: Any = None,
     ) -> None:
-        if replan_steps < 1:
-            raise ValueError(f"replan_steps must be >= 1, got {replan_steps}")
+        if replan_steps is not None and replan_steps < 1:
+            raise ValueError(f"replan_steps must be >= 1 or None (when the chunk runs out), got {replan_steps}")
         self.policy, self.action_dim = policy, action_dim
         self.replan_steps, self.temporal_ensemble = replan_steps, temporal_ensemble
         self.async_inference, self.deadline_s = async_inference, deadline_s
+        self.interrupt = interrupt  # anything with ``.triggered`` (the EStop); None: never interrupted
         self.stats = BrokerStats()
         self.reset()
 
@@ -129,6 +135,14 @@ class ChunkBroker:
             req.tripped = True
             self.stats.watchdog_trips += 1
 
+    def _wait(self, req: _Request) -> None:
+        """Wait for ``req`` until its deadline, or until the interrupt is triggered."""
+        while not req.done.is_set() and not (self.interrupt is not None and self.interrupt.triggered):
+            remaining = req.t_submit + self.deadline_s - time.perf_counter()
+            if remaining <= 0:
+                return
+            req.done.wait(min(remaining, WAIT_SLICE_S))
+
     # ------------------------------------------------------------------ one control step
     def action_at(self, step: int) -> np.ndarray | None:
         self.chunks = [(s, c) for s, c in self.chunks if step - s < len(c)]
@@ -143,16 +157,15 @@ class ChunkBroker:
     def step(self, step: int, obs: dict[str, Any]) -> np.ndarray | None:
         """The model action (A,) to execute at ``step``, or None to hold."""
         self._collect(step)
-        due = self.last_request_step is None or step - self.last_request_step >= self.replan_steps
+        due = self.last_request_step is None or (self.replan_steps is not None
+                                                 and step - self.last_request_step >= self.replan_steps)
         if self.pending is None and (due or self.action_at(step) is None):
             self._submit(step, obs)
         if self.pending is not None:
             # synchronous: the step that requested waits for its chunk; asynchronous: wait only
             # when nothing is left to execute
             if not self.async_inference or self.action_at(step) is None:
-                remaining = self.pending.t_submit + self.deadline_s - time.perf_counter()
-                if remaining > 0:
-                    self.pending.done.wait(remaining)
+                self._wait(self.pending)
                 self._collect(step)
             self._check_deadline()
             if self.pending is not None and not self.async_inference:

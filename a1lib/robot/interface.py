@@ -18,6 +18,8 @@ robot made with ``make_lerobot_robot(config)``.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -45,6 +47,34 @@ class Robot(Protocol):
 
 class RobotError(RuntimeError):
     """The robot is missing, misconfigured, or does not match the feature mapping."""
+
+
+class ReadingError(RobotError):
+    """One observation has unusable readings; ``faults`` says which key and why. The control loop
+    treats it as a sensor fault of that step (hold), not as a crash."""
+
+    def __init__(self, message: str, faults: dict[str, str]) -> None:
+        super().__init__(message)
+        self.faults = faults
+
+
+def finite_number(v: Any) -> float | None:
+    """``v`` as a float if it is a finite real number (int, float or a NumPy scalar), else None.
+
+    Joints carry floats (their feature type is ``float``). A string (``"5.0"``), a bool or an array,
+    even of one element, is a driver bug, not a value: refused, never parsed or unwrapped."""
+    if isinstance(v, (bool, str)) or not isinstance(v, numbers.Real):  # np.bool_ is not numbers.Real
+        return None
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond float range, e.g. 10 ** 400
+        return None
+    return f if math.isfinite(f) else None
+
+
+def reading_fault(v: Any) -> str:
+    """What is wrong with a value ``finite_number`` refused (None: the key is missing)."""
+    return "missing" if v is None else f"not a finite number ({v!r})"
 
 
 def camera_keys(robot: Robot) -> list[str]:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from a1lib.constants import IMAGE, STATE
-from a1lib.robot.interface import RobotError, camera_keys, joint_keys
+from a1lib.robot.interface import ReadingError, RobotError, camera_keys, finite_number, joint_keys, reading_fault
 
 # (robot unit, model unit) -> the factor ``scale`` must equal
 UNIT_FACTORS = {
@@ -166,17 +166,35 @@ class FeatureMapping:
     def observation(self, robot_obs: dict[str, Any], normalize: bool = True) -> dict[str, np.ndarray]:
         """Robot observation dict -> ``{"observation.image": (H,W,3) uint8, "observation.state": (S,)}``.
 
-        ``normalize=False`` gives the state in model units without the mean/std step (for recording)."""
-        missing = [k for k in (*self.state_keys, *self.cameras.values()) if k not in robot_obs]
-        if missing:
-            raise RobotError(f"robot observation lacks {missing}")
-        out = {key: self.image(robot_obs[cam], cam) for key, cam in self.cameras.items()}
-        raw = np.array([float(robot_obs[k]) for k in self.state_keys], np.float64)  # (S,)
+        ``normalize=False`` gives the state in model units without the mean/std step (for recording).
+        Raises ``ReadingError`` naming every unusable reading: a state value that is missing or not a
+        finite number (see ``finite_number``), or too large for the model's float32 state; a camera
+        frame that is missing or of the wrong shape / dtype."""
+        robot_obs = robot_obs if isinstance(robot_obs, dict) else {}
+        faults: dict[str, str] = {}
+        out = {}
+        for key, cam in self.cameras.items():
+            if cam not in robot_obs:
+                faults[cam] = "missing"
+                continue
+            try:
+                out[key] = self.image(robot_obs[cam], cam)
+            except RobotError as e:
+                faults[cam] = str(e)
+        values = [finite_number(robot_obs.get(k)) for k in self.state_keys]
+        faults.update({k: reading_fault(robot_obs.get(k)) for k, v in zip(self.state_keys, values) if v is None})
+        raw = np.array([np.nan if v is None else v for v in values], np.float64)  # (S,)
         s, o = self._scale(self.state_keys)
-        state = raw * s + o
-        if normalize and self.state_mean is not None:
-            state = (state - np.asarray(self.state_mean)) / np.asarray(self.state_std)
-        out[STATE] = state.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported as a fault below
+            state = raw * s + o
+            if normalize and self.state_mean is not None:
+                state = (state - np.asarray(self.state_mean)) / np.asarray(self.state_std)
+            state = state.astype(np.float32)
+        faults.update({k: f"reads {v:g}, beyond the model's float32 state" for k, v, x in zip(self.state_keys, raw, state)
+                       if np.isfinite(v) and not np.isfinite(x)})
+        if faults:
+            raise ReadingError("unusable readings: " + "; ".join(f"{k}: {why}" for k, why in faults.items()), faults)
+        out[STATE] = state
         return out
 
     def to_robot_action(self, action: np.ndarray) -> dict[str, float]:

@@ -16,14 +16,17 @@ by 100 degrees. The layer turns any requested action into one the robot can take
    workspace interval is zeroed.
 
 **Sensor faults.** A reading the layer needs (the cap's reference, the workspace check) is
-trusted only when it is a finite number, present, and plausible: for a capped ``.pos`` joint it
-must be within ``max_reading_jump`` (default ``2 * cap``) of the last trusted or the previous
-reading, and within ``2 * cap`` of the last target (otherwise no target is within ``cap`` of
-both). The first reading of an episode is trusted once a second one agrees with it. Without a
-trusted reading the joint is held at the last target sent, or, if there is none yet, left out
-of the command (the robot keeps its own goal); a velocity checked against the workspace stops.
-Each such step counts in ``counters.sensor_faults``, ``faults`` says which key and why, and
-``consecutive_faults`` lets the loop stop a robot whose sensor stays broken. So no target is ever
+trusted only when it is a finite number (``interface.finite_number``: not a string, not an
+array), present, inside its plausible range (the joint's limits or workspace, widened by their
+own width on each side: 1e300 is a fault, not a far-away arm), and plausible over time: for a
+capped ``.pos`` joint it must be within ``max_reading_jump`` (default ``2 * cap``) of the last
+trusted or the previous reading, and within ``2 * cap`` of the last target (otherwise no target
+is within ``cap`` of both). The first reading of an episode is trusted once a second one agrees
+with it. Without a trusted reading the joint is held at the last target sent, or, if there is
+none yet, left out of the command (the robot keeps its own goal); a velocity checked against the
+workspace stops. Each such step counts in ``counters.sensor_faults`` (with the faults the caller
+found itself, e.g. the loop's feature mapping), ``faults`` says which key and why, and the loop
+stops a robot whose sensors keep failing. So no target is ever
 sent that is more than ``cap`` from a trusted reading, and consecutive targets never differ by
 more than ``cap``: a stale reading (indistinguishable from a joint at rest) cannot walk the arm
 away, and the first command of an episode waits for a confirmed reading.
@@ -31,6 +34,8 @@ away, and the first command of an episode waits for a confirmed reading.
 **Hold** means: ``.pos`` keys repeat the last safe target (left out before the first one: the
 robot keeps its own goal), other keys (velocities) go to 0 (the value nearest 0 inside the
 limits). Holding a velocity would keep moving, so it is not a hold. A hold reads no sensor.
+``hold()`` sends it outside any step (the end of every episode, the e-stop, an error): it counts
+in ``counters.stops``, not ``held``.
 
 The control loop builds its ``SafetyLayer`` itself and never calls ``robot.send_action``
 directly, so nothing it sends can skip these checks.
@@ -42,7 +47,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from a1lib.robot.interface import RobotError, joint_keys
+from a1lib.robot.interface import RobotError, finite_number, joint_keys, reading_fault
 
 
 @dataclass
@@ -58,22 +63,13 @@ class SafetyConfig:
 @dataclass
 class SafetyCounters:
     sent: int = 0  # actions passed to robot.send_action
-    held: int = 0  # of which hold commands
+    held: int = 0  # of which hold commands in place of the requested action
+    stops: int = 0  # of which hold commands at the end of an episode (normal, error or e-stop)
     nonfinite: int = 0  # requested actions with NaN / inf / missing / non-numeric values
     clipped: int = 0  # actions with at least one value clipped to the limits
     rate_limited: int = 0  # actions changed by max_relative_target
     workspace: int = 0  # actions with a velocity zeroed at the workspace edge
-    sensor_faults: int = 0  # steps with a needed reading missing, non-finite or implausible
-
-
-def _finite_float(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return f if math.isfinite(f) else None
+    sensor_faults: int = 0  # steps with a reading missing, not a finite number or implausible
 
 
 class SafetyLayer:
@@ -102,16 +98,22 @@ class SafetyLayer:
         self.read_keys = [k for k in self.keys if k.endswith(".pos") and self._cap(k) is not None]
         self.read_keys += [k[: -len(".vel")] + ".pos" for k in self.keys
                            if k.endswith(".vel") and k[: -len(".vel")] + ".pos" in self.workspace]
+        # where a reading can be at all: the limits (or workspace) widened by their width each side
+        boxes = {**{k: self.limits[k] for k in self.read_keys if k in self.limits},
+                 **{k: self.workspace[k] for k in self.read_keys if k in self.workspace}}
+        self.reading_range = {k: (lo - (hi - lo), hi + (hi - lo)) for k, (lo, hi) in boxes.items()}
         self.counters = SafetyCounters()
+        self.last_sent: dict[str, float] = {}  # last safe target / command per key
         self.reset()
 
     def reset(self) -> None:
-        """Forget targets and readings (a new episode: the robot may have been moved by hand)."""
-        self.last_sent: dict[str, float] = {}  # last safe target / command per key
+        """Forget position targets and readings (a new episode: the robot may have been moved by
+        hand). Other commands (velocities) are kept: the drive still runs the last one it was sent,
+        so the next episode is rate-limited from there."""
+        self.last_sent = {k: v for k, v in self.last_sent.items() if not k.endswith(".pos")}
         self._trusted: dict[str, float] = {}  # last reading that passed the checks, per "<j>.pos"
         self._previous: dict[str, float] = {}  # last finite reading, trusted or not
         self.faults: dict[str, str] = {}  # this step's sensor faults: key -> what is wrong
-        self.consecutive_faults = 0  # steps in a row with a sensor fault
 
     def _clip(self, key: str, v: float) -> float:
         low, high = self.limits[key]
@@ -138,9 +140,13 @@ class SafetyLayer:
         trusted: dict[str, float] = {}
         for key in self.read_keys:
             raw = present.get(key) if isinstance(present, dict) else None
-            v = _finite_float(raw)
+            v = finite_number(raw)
             if v is None:
-                self.faults[key] = "missing" if raw is None else f"not a finite number ({raw!r})"
+                self.faults[key] = reading_fault(raw)
+                continue
+            lo, hi = self.reading_range.get(key, (-math.inf, math.inf))
+            if not lo <= v <= hi:  # not even a glitch to compare with: never a reference
+                self.faults[key] = f"reads {v:g}, outside the plausible range [{lo:g}, {hi:g}]"
                 continue
             why = self._implausible(key, v)
             self._previous[key] = v
@@ -193,15 +199,17 @@ class SafetyLayer:
                 out[key] = self.last_sent[key]
         return out
 
-    def filter(self, action: dict[str, Any] | None, present: dict[str, Any] | None) -> tuple[dict[str, float], bool]:
+    def filter(self, action: dict[str, Any] | None, present: dict[str, Any] | None,
+               faults: dict[str, str] | None = None) -> tuple[dict[str, float], bool]:
         """(safe action, is_hold). ``action=None`` asks for the hold command. A ``.pos`` key is
-        missing from the safe action when the layer knows no safe target for it yet."""
+        missing from the safe action when the layer knows no safe target for it yet. ``faults``:
+        readings the caller already found unusable (key -> why); they count like the layer's own."""
         readings = self._read(present)
+        self.faults = {**(faults or {}), **self.faults}
         self.counters.sensor_faults += bool(self.faults)
-        self.consecutive_faults = self.consecutive_faults + 1 if self.faults else 0
         if action is None:
             return self.hold_action(), True
-        values = {k: _finite_float(action.get(k)) if isinstance(action, dict) else None for k in self.keys}
+        values = {k: finite_number(action.get(k)) if isinstance(action, dict) else None for k in self.keys}
         if any(v is None for v in values.values()):
             self.counters.nonfinite += 1
             return self.hold_action(), True
@@ -236,22 +244,27 @@ class SafetyLayer:
         self.counters.workspace += walled
         return out, False
 
-    def send(self, action: dict[str, Any] | None, present: dict[str, Any] | None) -> dict[str, float]:
+    def send(self, action: dict[str, Any] | None, present: dict[str, Any] | None,
+             faults: dict[str, str] | None = None) -> dict[str, float]:
         """Filter ``action`` and send it; returns what the robot reports as sent (``{}``, and
         nothing sent, when no key has a safe value yet)."""
-        safe, is_hold = self.filter(action, present)
-        return self._send(safe, is_hold)
+        safe, is_hold = self.filter(action, present, faults)
+        sent = self._send(safe)
+        self.counters.held += bool(safe) and is_hold
+        return sent
 
-    def hold(self, present: dict[str, Any] | None = None) -> dict[str, float]:
-        """Send the hold command now (e-stop, errors). Reads nothing: ``present`` is ignored, so a
-        second call on the same observation cannot count as a confirming reading."""
-        return self._send(self.hold_action(), True)
+    def hold(self) -> dict[str, float]:
+        """Send the hold command now, outside a step (end of episode, e-stop, errors). Reads
+        nothing, so it cannot count as a confirming reading."""
+        safe = self.hold_action()
+        sent = self._send(safe)
+        self.counters.stops += bool(safe)
+        return sent
 
-    def _send(self, safe: dict[str, float], is_hold: bool) -> dict[str, float]:
+    def _send(self, safe: dict[str, float]) -> dict[str, float]:
         if not safe:
             return {}
         sent = self.robot.send_action(safe)
         self.last_sent.update(safe)
         self.counters.sent += 1
-        self.counters.held += is_hold
         return sent if isinstance(sent, dict) else safe

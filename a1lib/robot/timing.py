@@ -9,7 +9,9 @@ must not receive three commands at once). ``achieved_hz`` is measured from the s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -39,8 +41,9 @@ class RateClock:
         self.starts.append(now)
         return now
 
-    def wait(self) -> None:
-        """End the current step: sleep until the next one is due (or count an overrun)."""
+    def wait(self, sleep: Callable[[float], Any] = time.sleep) -> None:
+        """End the current step: sleep until the next one is due (or count an overrun). ``sleep``
+        may return early (``EStop.wait``: a press ends the sleep)."""
         now = time.perf_counter()
         if self.starts:
             self.busy.append(now - self.starts[-1])
@@ -51,7 +54,7 @@ class RateClock:
             self.worst_overrun = max(self.worst_overrun, late)
             self._next = now  # re-anchor: no catch-up burst
         else:
-            time.sleep(-late)
+            sleep(-late)
 
     def report(self) -> TimingReport:
         n = len(self.starts)

@@ -12,6 +12,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
+from a1lib.policy_protocol import InferenceSettings
 from a1lib.serve import msgpack_numpy
 
 
@@ -57,6 +58,14 @@ class RemotePolicy:
 
     def get_server_metadata(self) -> dict[str, Any]:
         return self.metadata
+
+    @property
+    def settings(self) -> InferenceSettings:
+        """The served policy's own inference settings, as its metadata states them (``delta``: the frame
+        offset of ``observation.image_past`` to send; ``replan_every``: actions to run per chunk)."""
+        m = self.metadata
+        return InferenceSettings(replan_every=m.get("replan_every"), delta=int(m.get("delta", 0)),
+                                 noise_scale=float(m.get("noise_scale", 1.0)))
 
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
         if self._ws is None:

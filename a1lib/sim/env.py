@@ -26,7 +26,7 @@ from gymnasium import spaces
 from a1lib.sim.domains import DOMAINS, NOISE_BANK, make_look
 from a1lib.sim.experts import expert_action, expert_plan
 from a1lib.sim.render import SceneRenderer
-from a1lib.sim.tasks import TASKS
+from a1lib.sim.tasks import TASK_IDS, TASKS
 from a1lib.sim.world import (ACTION_DIM, COLOR_NAMES, KIND_NAMES, MAX_OBJECTS, STATE_DIM, STATE_HIGH, STATE_LOW,
                              STATE_NAMES, World)
 
@@ -40,6 +40,8 @@ SCENE_FEATURES = {
     "scene.camera": {"dtype": "float32", "shape": [2], "names": ["offset_x", "offset_y"]},
     "scene.target": {"dtype": "int64", "shape": [1], "names": ["target_object"]},
     "scene.goal": {"dtype": "float32", "shape": [2], "names": ["goal_x", "goal_y"]},
+    # which task the episode is (an index into a1lib.sim.TASKS): stored, never parsed back from the instruction
+    "scene.task": {"dtype": "int64", "shape": [1], "names": ["task"]},
 }
 
 
@@ -166,6 +168,7 @@ class TabletopEnv(gym.Env):
             "scene.camera": np.array(self.look.jitter, dtype=np.float32) / self.image_size,
             "scene.target": np.array([target], dtype=np.int64),
             "scene.goal": np.array(goal if goal is not None else (-1.0, -1.0), dtype=np.float32),
+            "scene.task": np.array([TASK_IDS[self.task_name]], dtype=np.int64),
         }
 
     @property

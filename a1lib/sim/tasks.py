@@ -31,8 +31,6 @@ Tasks keep their own episode state (progress, dirt, ...) which the scripted expe
 from __future__ import annotations
 
 import math
-import re
-import string
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,6 +49,8 @@ PEN_POS_TOL = 0.035  # 2.2 px; the expert releases within 0.025
 PEN_YAW_TOL = 0.35  # the tip moves 2.3 px at 64 px; the expert releases within 0.25 (1.6 px)
 BELT_SPEED_RANGE = (0.08, 0.2)  # table units per second
 TURNTABLE_SPEED_RANGE = (0.4, 1.0)  # rad per second
+# the dynamic tasks' speed: the env keyword that sets it (per episode: drawn from the range above)
+SPEED_KEYS = {"ExpressSorting": "belt_speed", "IngredientPicking": "turntable_speed"}
 
 
 @dataclass(frozen=True)
@@ -211,8 +211,8 @@ class ExpressSorting(_BinSorting):
     BAND = (0.1, 0.3)
 
     def setup(self, w, rng, motion):
-        speed = motion.get("belt_speed")
-        speed = float(rng.uniform(*BELT_SPEED_RANGE)) if speed is None else float(speed)
+        drawn = float(rng.uniform(*BELT_SPEED_RANGE))  # drawn even when given: a speed override changes nothing else
+        speed = drawn if motion.get("belt_speed") is None else float(motion["belt_speed"])
         w.belt_band = self.BAND
         w.belt_speed = speed / 10.0
         self.belt = w.add("conveyor", "black", 0.5, 0.2, 0.0, size=(1.0, 0.2))
@@ -539,8 +539,8 @@ class IngredientPicking(Task):
     RADIUS = 0.25
 
     def setup(self, w, rng, motion):
-        speed = motion.get("turntable_speed")
-        speed = float(rng.uniform(*TURNTABLE_SPEED_RANGE)) if speed is None else float(speed)
+        drawn = float(rng.uniform(*TURNTABLE_SPEED_RANGE))  # drawn even when given: the same scene at another speed
+        speed = drawn if motion.get("turntable_speed") is None else float(motion["turntable_speed"])
         w.table_center, w.table_radius, w.table_speed = self.CENTER, self.RADIUS, speed / 10.0
         self.table = w.add("turntable", "grey", *self.CENTER, 0.0, size=(self.RADIUS, self.RADIUS))
         px = float(rng.uniform(0.22, 0.78))
@@ -649,19 +649,7 @@ TASKS: dict[str, TaskSpec] = {s.name: s for s in [
 STATIC_TASKS = [n for n, s in TASKS.items() if not s.dynamic]
 DYNAMIC_TASKS = [n for n, s in TASKS.items() if s.dynamic]
 
-# Each template as a pattern, its {fields} free text: an instruction names its task (the datasets
-# store the instruction per episode, not the task).
-_TEMPLATE_PATTERNS = [(name, re.compile("".join(re.escape(lit) + ("(.+?)" if field else "")
-                                                for lit, field, _, _ in string.Formatter().parse(t)) + r"\Z"))
-                      for name, spec in TASKS.items() for t in spec.templates]
+TASK_IDS = {name: i for i, name in enumerate(TASKS)}  # task name -> the index stored as scene.task
 
-
-def task_of_instruction(instruction: str) -> str:
-    """The task whose instruction template produced ``instruction``."""
-    names = {name for name, pattern in _TEMPLATE_PATTERNS if pattern.match(instruction)}
-    if len(names) != 1:
-        found = f"the templates of {sorted(names)}" if names else "no task's templates"
-        raise ValueError(f"instruction {instruction!r} matches {found}; cannot tell its task")
-    return names.pop()
 
 assert all(k in KIND for k in ("bin", "parcel")) and len(COLOR_NAMES) == 13

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from a1lib.policy_protocol import InferenceSettings
 from a1lib.sim.tasks import TASKS
 
 SCHEDULES = ("cosine", "constant")
@@ -30,11 +31,12 @@ class TrainConfig:
     precision: str = "auto"  # "auto": bf16 autocast where supported (CUDA bf16), else fp32
     source_weights: dict[str, float] = field(default_factory=lambda: {"sim": 0.72, "lab": 0.20, "human": 0.08})
     tasks: tuple[str, ...] | None = None  # train on these tasks' episodes only (None: every task)
-    delta: int = 5  # future / history offset in frames (the policy stores it)
+    delta: int = 5  # future / history offset in frames (the exported policy owns it: InferenceSettings)
     action_draws: int = 1  # flow-matching (noise, time) draws per sample; > 1 reruns only the action expert
     normalization: str = "mean_std"  # Normalizer mode for state / action
     binary_action_dims: tuple[int, ...] = ()  # on/off action entries the exported policy executes by sign
     noise_scale: float = 1.0  # the exported policy's flow starts from noise_scale * N(0, I) (0: the mean chunk)
+    replan_every: int | None = None  # the exported policy's actions per chunk before it is asked again (None: all)
     init_vision: str | None = None  # a1 pretrain-vision output to start the vision path from (fresh models)
     freeze_vision: bool = False  # keep the conv trunk and grounding head fixed (they learned in pretrain-vision)
     val_episodes: int = 1  # episodes held out per source for the validation loss
@@ -66,6 +68,8 @@ class TrainConfig:
             errors.append(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr} min_lr={self.min_lr}")
         if not self.noise_scale >= 0:
             errors.append(f"noise_scale must be >= 0, got {self.noise_scale}")
+        if self.replan_every is not None and self.replan_every < 1:
+            errors.append(f"replan_every must be >= 1 or null (the whole chunk), got {self.replan_every}")
         if self.warmup_steps < 0 or self.val_episodes < 0 or self.val_batches < 0 or self.num_workers < 0:
             errors.append("warmup_steps, val_episodes, val_batches, num_workers must be >= 0")
         unknown = sorted(set(self.source_weights) - {"sim", "lab", "human"})
@@ -83,6 +87,11 @@ class TrainConfig:
             raise ValueError("TrainConfig: " + "; ".join(errors))
         self.betas = tuple(float(b) for b in self.betas)
         self.source_weights = {k: float(v) for k, v in self.source_weights.items()}
+
+    @property
+    def inference_settings(self) -> InferenceSettings:
+        """What the exported policy is run with (its policy.json)."""
+        return InferenceSettings(replan_every=self.replan_every, delta=self.delta, noise_scale=self.noise_scale)
 
     @property
     def active_sources(self) -> list[str]:

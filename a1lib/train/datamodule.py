@@ -26,7 +26,7 @@ from a1lib.constants import ACTION, IMAGE, STATE
 from a1lib.data import Normalizer, WindowedDataset
 from a1lib.data.stats import aggregate_stats
 from a1lib.models.processor import A1Processor
-from a1lib.sim.tasks import task_of_instruction
+from a1lib.sim.tasks import TASK_IDS
 from a1lib.train.config import TrainConfig
 
 
@@ -55,10 +55,16 @@ def split_episodes(num_episodes: int, val_episodes: int) -> tuple[list[int], lis
 
 
 def task_episodes(ds: Any, tasks: tuple[str, ...] | None) -> list[int]:
-    """The episodes of ``ds`` whose instruction belongs to one of ``tasks`` (None: all)."""
+    """The episodes of ``ds`` that are one of ``tasks`` (None: all), by the task stored with each
+    episode (``scene.task``), never by parsing the instruction (one task has many phrasings)."""
     if tasks is None:
         return list(range(ds.num_episodes))
-    return [e for e in range(ds.num_episodes) if task_of_instruction(ds.episodes[e]["tasks"][0]) in tasks]
+    if "scene.task" not in ds.features:
+        raise ValueError(f"{ds.root}: no scene.task feature, so its episodes' tasks are unknown; train on all "
+                         f"of them (tasks: null) or regenerate the data with `a1 data generate`")
+    wanted = {TASK_IDS[t] for t in tasks}
+    task_of = dict(zip(ds.episode_of.tolist(), ds.columns["scene.task"][:, 0].tolist()))  # episode -> its task id
+    return [e for e in range(ds.num_episodes) if task_of[e] in wanted]
 
 
 class SourceWindows(Dataset):

@@ -1,11 +1,13 @@
 """A1LightningModule: A1Model's losses, the optimiser and the schedule, with per-source logging.
 
-The model returns PER-SAMPLE losses (action, generation, understanding), each zero where it does
-not apply, plus the weighted total averaged over the samples where each term exists:
+The model returns PER-SAMPLE losses (the four ``TERMS``: action, generation, understanding,
+grounding), each zero where it does not apply, plus the weighted total averaged over the samples
+where each term exists:
 
     action          only where actions exist (has_action; never human video; padded rows ignored)
     generation      only where frame t+delta exists (has_future)
     understanding   only where a scene QA pair was drawn (has_qa)
+    grounding       only where a grounding name is in the image (has_grounding; A1Config.grounding)
 
 Here we log each term overall and per source (``train/action/sim`` ...), stop on a non-finite
 loss with a message naming the step and the sources, and optimise with AdamW + warmup + cosine.
@@ -16,7 +18,6 @@ of the whole batch (rank 0 writes them).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
@@ -26,6 +27,7 @@ from a1lib.constants import SOURCES
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import A1Model
 from a1lib.train.config import TrainConfig
+from a1lib.train.schedule import warmup_cosine
 
 TERMS = {"action": "has_action", "generation": "has_future", "understanding": "has_qa", "grounding": "has_grounding"}
 
@@ -36,14 +38,8 @@ class NonFiniteLossError(RuntimeError):
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
     """Multiplier of cfg.lr at ``step``: linear warmup, then constant or cosine down to min_lr."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    span = max(cfg.steps - cfg.warmup_steps, 1)
-    progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
-    floor = cfg.min_lr / cfg.lr
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    floor = 1.0 if cfg.schedule == "constant" else cfg.min_lr / cfg.lr  # floor 1: the cosine is flat
+    return warmup_cosine(step, cfg.steps, cfg.warmup_steps, floor=floor)
 
 
 class A1LightningModule(L.LightningModule):

@@ -23,7 +23,9 @@ from a1lib.models.privileged import (
     PrivilegedPolicy,
     scene_features,
 )
+from a1lib.policy_protocol import InferenceSettings
 from a1lib.progress import ProgressLines
+from a1lib.train.schedule import warmup_cosine
 
 
 @dataclass
@@ -39,6 +41,7 @@ class PrivilegedTrainConfig:
     layers: int = 3
     seed: int = 0
     binary_action_dims: tuple[int, ...] = ()
+    replan_every: int | None = None  # the exported policy's actions per chunk before it is asked again (None: all)
     threads: int = 1
 
 
@@ -66,7 +69,7 @@ def train_privileged(datasets: dict[str, Any], cfg: PrivilegedTrainConfig, norma
                               chunk_size=horizon, hidden=cfg.hidden, layers=cfg.layers, seed=cfg.seed)
     model = PrivilegedMLP(config)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s / cfg.steps, 1.0))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.steps))  # cosine to 0, no warmup
     g = torch.Generator().manual_seed(cfg.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, cfg.threads))
@@ -88,4 +91,4 @@ def train_privileged(datasets: dict[str, Any], cfg: PrivilegedTrainConfig, norma
     seconds = time.time() - t0
     stats = {"final_loss": float(loss.detach()), "frames": int(len(x)), "samples_seen": cfg.steps * cfg.batch_size,
              "seconds": seconds, "samples_per_s": cfg.steps * cfg.batch_size / max(seconds, 1e-9)}
-    return PrivilegedPolicy(model, normalizer, cfg.binary_action_dims), stats
+    return PrivilegedPolicy(model, normalizer, cfg.binary_action_dims, InferenceSettings(cfg.replan_every)), stats

@@ -125,28 +125,32 @@ def check_resume(last: Path, config: A1Config) -> int:
 
 
 class _DropMessage(logging.Filter):
-    def __init__(self, text: str):
+    def __init__(self, *texts: str):
         super().__init__()
-        self.text = text
+        self.texts = texts
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
+        return not any(t in record.getMessage() for t in self.texts)
 
 
 @contextlib.contextmanager
 def without_lightning_noise() -> Iterator[None]:
-    """Drops exactly two messages Lightning 2.6 prints on every run, that no Trainer argument avoids
-    and that say nothing about the run; every other warning and log line is kept:
+    """Drops the messages Lightning 2.6 prints on every run, that no Trainer argument avoids and that
+    say nothing about the run (in a notebook each is a pink stderr box); every other warning and log
+    line is kept:
 
     * the "Tip: ... try installing [litlogger]" advert, logged (INFO, logger
       ``lightning.pytorch.utilities.rank_zero``) by ``Trainer.__init__`` whenever no LitLogger is used;
+    * on a machine without CUDA, its "GPU / TPU / HPU available: False" lines (same logger): a CPU run
+      is all there is;
     * torch's FutureWarning "`isinstance(treespec, LeafSpec)` is deprecated", raised inside Lightning
       itself (``lightning/pytorch/utilities/_pytree.py`` builds a ``LeafSpec()`` when its
       CombinedLoader flattens our DataLoader): only a newer Lightning can fix it.
 
     Only while the Trainer is built and runs (``fit``).
     """
-    tip = _DropMessage("try installing [litlogger]")
+    tip = _DropMessage("try installing [litlogger]",
+                       *(() if torch.cuda.is_available() else ("GPU available:", "TPU available:", "HPU available:")))
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     rank_zero.addFilter(tip)
     try:
@@ -240,17 +244,17 @@ def fit(config: A1Config, cfg: TrainConfig, datasets: dict[str, Any], processor:
         model = A1Model(config)
         model.load_state_dict({k.removeprefix("model."): v for k, v in read_checkpoint(last)["state_dict"].items()})
         model = model.float().eval()
-        A1Policy(model, processor, delta=cfg.delta, binary_action_dims=cfg.binary_action_dims,
-                 noise_scale=cfg.noise_scale).save_pretrained(policy_dir)
+        A1Policy(model, processor, cfg.inference_settings,
+                 binary_action_dims=cfg.binary_action_dims).save_pretrained(policy_dir)
     return FitResult(policy_dir, last, int(trainer.global_step), resumed_from, rate.rate, time.time() - t0,
                      int(trainer.global_rank), trainer.world_size)
 
 
 def read_csv_log(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """The newest Lightning CSVLogger file under ``run_dir/logs`` as {column: values}, NaN where empty.
+    """Every Lightning CSVLogger file under ``run_dir/logs`` as {column: values}, NaN where empty.
 
-    A resumed run writes a new ``version_N``; the versions are concatenated in order so the curve
-    covers the whole run.
+    A resumed run writes a new ``version_N``; all the versions are read and their rows concatenated
+    in version order (``version_0`` first), so the curve covers the whole run.
     """
     files = sorted(Path(run_dir).glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
     if not files:

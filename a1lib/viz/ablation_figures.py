@@ -8,9 +8,11 @@ Reads ``<dir>/<group>-<variant>/metrics.json`` (written by ``a1 ablation run``) 
     claims.md              the generated side-by-side table (a1lib.eval.claims)
     ablations.md           every run: success, seed spread, held-out action loss, futures vs copy, budget
 
-Every number drawn comes from those files, except the imagined-futures figure, which re-runs the
-a1_full policy of the first seed on evaluation seeds. ``a1 ablation sweep`` (a1lib.workflows.ablation_sweep)
-draws ``ablation_speed.png`` and writes ``speed_sweep.md`` with ``plot_speed_sweep`` / ``speed_sweep_table``.
+Every number drawn comes from those files; the imagined-futures figure draws the episodes that
+``a1lib.workflows.ablation.imagined_outcomes`` ran with the a1_full policy of the first seed on
+evaluation seeds (nothing here loads a policy or runs an episode). ``a1 ablation sweep``
+(a1lib.workflows.ablation_sweep) draws ``ablation_speed.png`` and writes ``speed_sweep.md`` with
+``plot_speed_sweep`` / ``speed_sweep_table``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from a1lib.eval.claims import pooled_rate
-from a1lib.eval.evaluate import wilson_interval
-from a1lib.eval.rollout import first_outcomes
-from a1lib.models.policy_a1 import A1Policy
+from a1lib.eval.rollout import EpisodeResult
 from a1lib.viz.figures import _save, draw_future_column, plt
 
 COLORS = {"a1_full": "tab:red", "pi0_style": "tab:blue", "no_future_loss": "tab:purple", "no_pretrain": "tab:gray",
@@ -62,9 +61,8 @@ def by_group(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str
 
 def _rate(r: dict[str, Any], tasks: list[str]) -> tuple[float, float, float]:
     """Pooled success over ``tasks`` and its Wilson interval."""
-    k, n = pooled_rate(r, tuple(tasks))
-    lo, hi = wilson_interval(k, n)
-    return k / n, lo, hi
+    rate = pooled_rate(r, tuple(tasks))
+    return (rate.rate, *rate.ci95)
 
 
 def _bars(ax, runs: dict[str, dict[str, Any]], tasks: list[str]) -> None:
@@ -115,24 +113,26 @@ def plot_not_run(group: str, out: str | Path) -> Path:
     return _save(fig, out)
 
 
-def plot_imagined_outcomes(policy_dir: str | Path, out: str | Path, tasks: list[str], episodes: int = 3,
-                           replan_every: int | None = 5) -> Path:
-    """Imagined vs true future frames in closed loop: the first successful and the first failed episode
-    found among ``episodes`` evaluation seeds per task (rows: now, imagined t+delta, true t+delta)."""
-    torch.set_num_threads(1)
-    policy = A1Policy.from_pretrained(policy_dir, imagine=True)
-    picked = first_outcomes(policy, tasks, episodes, replan_every, policy.config.image_size)
+def plot_imagined_outcomes(picked: dict[str, tuple[str, int, EpisodeResult]], delta: int, out: str | Path,
+                           shown: str, tasks: list[str], episodes: int) -> Path:
+    """Imagined vs true future frames in closed loop, two moments of each recorded episode in ``picked``
+    ({"success" | "failure": (task, evaluation-seed index, result)}: the first successful and the first
+    failed episode among ``episodes`` evaluation seeds per task of ``tasks``, as
+    ``a1lib.workflows.ablation.imagined_outcomes`` finds them). Rows: now, imagined t+delta, true
+    t+delta. ``shown`` names the policy in the title (run and training seed)."""
     cols = [picked[k] + (k,) for k in ("success", "failure") if k in picked]
-    fig, axes = plt.subplots(3, 2 * len(cols), figsize=(4.4 * len(cols), 5.8), squeeze=False)
-    d = policy.delta
+    fig, axes = plt.subplots(3, 2 * len(cols), figsize=(4.4 * len(cols), 6.2), squeeze=False)
+    d = delta
     for c, (task, i, res, kind) in enumerate(cols):
         frames = res.frames
         for j, frac in enumerate((0.25, 0.6)):
             t = min(int(frac * len(frames)), max(0, len(frames) - 1 - d))
             draw_future_column(axes, 2 * c + j, d, frames[t][0], frames[t][1], frames[min(t + d, len(frames) - 1)][0],
                                f"{kind}\n{task} ep{i}\nt={t}")  # three short lines: no overlap
+    title = [shown, "closed loop, lab domain, evaluation seeds"]  # which policy: the figure alone says it
     if "success" not in picked:
-        fig.suptitle(f"no successful episode among the first {episodes} seeds of\n{', '.join(tasks)}", fontsize=8)
+        title.append(f"no successful episode among the first {episodes} seeds of\n{', '.join(tasks)}")
+    fig.suptitle("\n".join(title), fontsize=9)
     return _save(fig, out)
 
 
@@ -164,6 +164,11 @@ def _sweep_points(result: dict[str, Any], task: str, arm: str) -> list[dict[str,
     return sorted((p for p in result["points"] if p["task"] == task and p["arm"] == arm), key=lambda p: p["speed"])
 
 
+def _episodes(result: dict[str, Any], task: str, arms: list[str]) -> str:
+    """Episodes per point of ``arms`` on ``task``: the trained arms pool their seeds, the experts run once."""
+    return "/".join(map(str, sorted({p["episodes"] for p in result["points"] if p["task"] == task and p["arm"] in arms})))
+
+
 def plot_speed_sweep(result: dict[str, Any], out: str | Path) -> Path:
     """Success against conveyor / turntable speed, one panel per swept task: the trained variants with
     95% Wilson intervals (pooled over training seeds), the scripted expert and the motion-blind expert
@@ -186,8 +191,8 @@ def plot_speed_sweep(result: dict[str, Any], out: str | Path) -> Path:
             pts = _sweep_points(result, task, arm)
             ax.plot([q["speed"] for q in pts], [q["success_rate"] for q in pts], style, marker=".",
                     color=COLORS.get(arm, "black"), label=arm.replace("_", " "))
-        n = {q["episodes"] for q in result["points"] if q["task"] == task and q["arm"] in arms}
-        ax.set_title(f"{task}: success vs speed ({'/'.join(map(str, sorted(n)))} episodes per point)", fontsize=9)
+        ax.set_title(f"{task}: success vs speed\n(episodes per point: trained arms {_episodes(result, task, arms)}, "
+                     f"experts {_episodes(result, task, result['references'])})", fontsize=9)
         ax.set_xlabel(f"{rng['speed_key'].replace('_', ' ')} ({SPEED_UNITS.get(rng['speed_key'], '')})")
         ax.set_ylabel("success (95% CI)")
         ax.set_ylim(-0.02, 1.05)

@@ -40,8 +40,10 @@ from IPython.display import display
 from a1lib.constants import IMAGE, IMAGE_PAST, STATE, TASK
 from a1lib.data import LeRobotDataset
 from a1lib.data.seeds import eval_seed
+from a1lib.policy_protocol import inference_settings
 from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS
 from a1lib.sim.record import record_expert_episode
+from a1lib.sim.tasks import SPEED_KEYS
 from a1lib.sim.world import planned_path
 
 VIEW_TITLES = ("now (t)", "imagined t+{d}", "true t+{d}", "|imagined - true|", "planned path")
@@ -229,7 +231,8 @@ class Explorer:
         self.policy = policy
         if hasattr(policy, "imagine"):
             policy.imagine = True
-        self.delta = int(delta if delta is not None else getattr(policy, "delta", 5))
+        own = inference_settings(policy)  # the policy's delta; an explicit one overrides it (printed)
+        self.delta = own.delta if delta is None else own.overridden("explorer", delta=int(delta)).delta
         config = getattr(policy, "config", None)
         self.image_size = int(image_size or getattr(config, "image_size", 64))
         self.tasks = list(tasks or [*STATIC_TASKS, *DYNAMIC_TASKS])
@@ -302,15 +305,16 @@ class ExplorerWidget:
                                 continuous_update=False)
         self.instruction = w.Text(value=s.instruction or "", placeholder=explorer.episode().instruction,
                                   description="instruction", layout=w.Layout(width="60%"), continuous_update=False)
+        self.simulated = simulated
         self.what_if = w.Checkbox(value=s.belt_speed is not None or s.turntable_speed is not None,
-                                  description="what if: speeds", disabled=not simulated)
+                                  description="what if: speeds")
         belt, turntable = self._own_speeds()
         self.belt = w.FloatSlider(value=belt if s.belt_speed is None else s.belt_speed, min=BELT_RANGE[0],
-                                  max=BELT_RANGE[1], step=0.01, description="belt u/s", continuous_update=False,
-                                  disabled=not simulated)
+                                  max=BELT_RANGE[1], step=0.01, description="belt u/s", continuous_update=False)
         self.turntable = w.FloatSlider(value=turntable if s.turntable_speed is None else s.turntable_speed,
                                        min=TURNTABLE_RANGE[0], max=TURNTABLE_RANGE[1], step=0.05,
-                                       description="turntable", continuous_update=False, disabled=not simulated)
+                                       description="turntable", continuous_update=False)
+        self._enable_speeds()
         self._syncing = False
         self._episode_key = (s.task, s.domain, s.episode)
         self.out = w.Output()
@@ -329,23 +333,34 @@ class ExplorerWidget:
             return 0.14, 0.7
         return float(motion[0]), float(motion[1])
 
+    def _enable_speeds(self) -> None:
+        """Only the speed the task has can be changed, and only while "what if" is ticked: the other
+        sliders are visibly disabled (a slider that moves and changes nothing would mislead)."""
+        key = SPEED_KEYS.get(self.task.value) if self.simulated else None
+        self.what_if.disabled = key is None
+        self.belt.disabled = not (self.what_if.value and key == "belt_speed")
+        self.turntable.disabled = not (self.what_if.value and key == "turntable_speed")
+
     def _changed(self, _change: dict) -> None:
         if self._syncing:
             return
-        speeds = self.what_if.value
-        self.explorer.update(task=self.task.value, domain=self.domain.value, episode=self.episode.value,
-                             instruction=self.instruction.value.strip() or None,
-                             belt_speed=self.belt.value if speeds else None,
-                             turntable_speed=self.turntable.value if speeds else None)
-        episode = self.explorer.episode()
-        self.step.max = len(episode) - 1  # clamps the value, which may call back once more
-        self.instruction.placeholder = episode.instruction
         key = (self.task.value, self.domain.value, self.episode.value)
-        if not speeds and key != self._episode_key:  # a new episode: the sliders show its own speeds, as the header
+        if key != self._episode_key:  # a new episode: the sliders start at its own speeds, as the header
             self._episode_key = key
+            self.explorer.update(task=self.task.value, domain=self.domain.value, episode=self.episode.value,
+                                 belt_speed=None, turntable_speed=None)
             self._syncing = True
             self.belt.value, self.turntable.value = self._own_speeds()
             self._syncing = False
+        self._enable_speeds()
+        what_if = SPEED_KEYS.get(self.task.value) if self.what_if.value else None  # the task's own speed only
+        self.explorer.update(task=self.task.value, domain=self.domain.value, episode=self.episode.value,
+                             instruction=self.instruction.value.strip() or None,
+                             belt_speed=self.belt.value if what_if == "belt_speed" else None,
+                             turntable_speed=self.turntable.value if what_if == "turntable_speed" else None)
+        episode = self.explorer.episode()
+        self.step.max = len(episode) - 1  # clamps the value, which may call back once more
+        self.instruction.placeholder = episode.instruction
         self.explorer.update(step=min(self.step.value, len(episode) - 1))
         self.redraw()
 

@@ -11,6 +11,7 @@ results. Nothing below this folder imports argparse, the CLI or params.yaml.
     training.py       a1 pretrain-vision | pretrain | finetune | privileged
     evaluation.py     a1 evaluate | perception | figures
     ablation.py       a1 ablation run | train | report
+    ablation_sweep.py a1 ablation sweep
     ship.py           a1 ship
     serve.py          a1 serve
     quick_policy.py   every stage in miniature: a real trained ci policy in a minute (notebooks, tests)

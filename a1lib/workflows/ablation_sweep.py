@@ -23,18 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
-from a1lib.data.seeds import eval_seed
-from a1lib.eval.ablation import EVAL_SECONDS_PER_EPISODE, SWEPT_TASKS, VARIANTS, pool_seeds
-from a1lib.eval.evaluate import DOMAIN, EvalConfig, evaluate, wilson_interval
-from a1lib.eval.rollout import ExpertPolicy, run_episode
+from a1lib.eval.ablation import DEFAULT_DIR, EVAL_SECONDS_PER_EPISODE, SWEPT_TASKS, VARIANTS, RunLayout, pool_seeds
+from a1lib.eval.evaluate import evaluate
+from a1lib.eval.stats import Rate
 from a1lib.io import atomic_write_json, atomic_write_text
 from a1lib.viz.ablation_figures import plot_speed_sweep, speed_sweep_table
 from a1lib.workflows.cli import Command
 from a1lib.workflows.params import load_section
 
-REFERENCE_ARMS = {"expert": False, "motion_blind_expert": True}  # name -> motion_blind
+REFERENCE_ARMS = ("expert", "motion_blind_expert")  # a1lib.eval.evaluate.load_policy specs
 
 
 @dataclass
@@ -67,35 +64,20 @@ def swept_policies(directory: str | Path, group: str) -> dict[str, dict[str, str
     has not finished is an error that names the stage to run."""
     out = {}
     for name in (v.name for v in VARIANTS.values() if v.sweep):
-        run = Path(directory) / f"{group}-{name}"
-        metrics = run / "metrics.json"
-        if not metrics.exists():
-            raise FileNotFoundError(f"{metrics}: not found; train the variant first "
+        layout = RunLayout.of(directory, f"{group}-{name}")
+        if not layout.metrics.exists():
+            raise FileNotFoundError(f"{layout.metrics}: not found; train the variant first "
                                     f"(`dvc repro ablation@{group}-{name}`)")
-        seeds = json.loads(metrics.read_text())["budget"]["seeds"]
-        out[name] = {f"seed{s}": str(run / "runs" / f"seed{s}" / "finetune" / "policy") for s in seeds}
+        seeds = json.loads(layout.metrics.read_text())["budget"]["seeds"]
+        out[name] = {f"seed{s}": str(layout.policy(s)) for s in seeds}
         missing = [p for p in out[name].values() if not Path(p).is_dir()]
         if missing:
             raise FileNotFoundError(f"{missing[0]}: policy not found (`dvc pull` or `dvc repro ablation@{group}-{name}`)")
     return out
 
 
-def _reference_point(task: str, key: str, speed: float, episodes: int, motion_blind: bool,
-                     replan_every: int | None) -> dict[str, Any]:
-    """The scripted expert (or its motion-blind variant) on the evaluation seeds at one speed."""
-    ok = []
-    for i in range(episodes):
-        env = gym.make(f"a1lib/{task}-v0", domain=DOMAIN, **{key: speed})
-        try:
-            ok.append(run_episode(env, ExpertPolicy(motion_blind), eval_seed(task, i), replan_every).success)
-        finally:
-            env.close()
-    k, n = sum(ok), len(ok)
-    return {"successes": k, "episodes": n, "success_rate": k / n, "ci95": list(wilson_interval(k, n))}
-
-
-def run_sweep(directory: str | Path, cfg: SpeedSweepConfig, replan_every: int | None,
-              progress: bool = True) -> dict[str, Any]:
+def run_sweep(directory: str | Path, cfg: SpeedSweepConfig, progress: bool = True) -> dict[str, Any]:
+    """Every swept arm (each policy with its own inference settings) and the references at every speed."""
     t0 = time.time()
     policies = swept_policies(directory, cfg.group)
     speeds = sum(len(cfg.speeds(key)) for key, _ in SWEPT_TASKS.values())
@@ -108,18 +90,19 @@ def run_sweep(directory: str | Path, cfg: SpeedSweepConfig, replan_every: int | 
             where = {"task": task, "speed_key": key, "speed": speed}
             for arm, rows in policies.items():
                 print(f"[sweep] {arm} on {task} at {key} {speed}", flush=True)
-                block = evaluate(rows, [task], cfg.episodes, env_kwargs={key: speed}, replan_every=replan_every,
-                                 workers=cfg.workers, gifs_per_task=0, progress=progress)
+                block = evaluate(rows, [task], cfg.episodes, env_kwargs={key: speed}, workers=cfg.workers,
+                                 gifs_per_task=0, progress=progress)
                 per_seed = {name: row["overall"]["success_rate"] for name, row in block["rows"].items()}
                 points.append({"arm": arm, **where, **pool_seeds(block["rows"], [task])["overall"],
                                "per_seed_success": per_seed})
             print(f"[sweep] {', '.join(REFERENCE_ARMS)} on {task} at {key} {speed}", flush=True)
-            for arm, blind in REFERENCE_ARMS.items():
-                points.append({"arm": arm, **where,
-                               **_reference_point(task, key, speed, cfg.episodes, blind, replan_every)})
+            block = evaluate({arm: arm for arm in REFERENCE_ARMS}, [task], cfg.episodes, env_kwargs={key: speed},
+                             workers=cfg.workers, gifs_per_task=0, progress=progress)
+            for arm, row in block["rows"].items():
+                points.append({"arm": arm, **where, **Rate.from_dict(row["overall"]).to_dict()})
     return {"group": cfg.group, "arms": list(policies) + list(REFERENCE_ARMS), "references": list(REFERENCE_ARMS),
             "training_seeds": {arm: sorted(rows) for arm, rows in policies.items()},
-            "episodes_per_speed_and_seed": cfg.episodes, "replan_every": replan_every,
+            "episodes_per_speed_and_seed": cfg.episodes,
             "training_range": {task: {"speed_key": key, "range": list(r)} for task, (key, r) in SWEPT_TASKS.items()},
             "points": points, "seconds": time.time() - t0}
 
@@ -128,18 +111,17 @@ def run_sweep(directory: str | Path, cfg: SpeedSweepConfig, replan_every: int | 
 # a1 ablation sweep
 # ---------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", default="experiments/ablations", help="folder of the <group>-<variant> runs")
+    parser.add_argument("--dir", default=DEFAULT_DIR, help="folder of the <group>-<variant> runs")
     parser.add_argument("--out", default="experiments/speed_sweep", help="where metrics.json goes")
     parser.add_argument("--figures", default="figures", help="where ablation_speed.png and speed_sweep.md go")
-    parser.add_argument("--params", default="params.yaml", help="its speed_sweep section; eval gives the replan interval")
+    parser.add_argument("--params", default="params.yaml", help="its speed_sweep section")
     parser.add_argument("--preset", default=None, help="preset (default: the params file's `preset`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_section("speed_sweep", SpeedSweepConfig, path=args.params, preset=args.preset)
-    ev = load_section("eval", EvalConfig, path=args.params, preset=args.preset)
-    result = run_sweep(args.dir, cfg, ev.replan_every, progress=not args.no_progress)
+    result = run_sweep(args.dir, cfg, progress=not args.no_progress)
     out, figures = Path(args.out), Path(args.figures)
     atomic_write_json(out / "metrics.json", result)
     table = speed_sweep_table(result)

@@ -4,10 +4,15 @@ on held-out episodes) and ``a1 figures`` (the README's figures and results table
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import torch
+
+from a1lib.data.seeds import eval_seed
 from a1lib.eval.evaluate import (
     REFERENCES,
     EvalConfig,
@@ -30,6 +35,7 @@ from a1lib.eval.perception import (
     localisation_errors,
     perception_summary,
 )
+from a1lib.eval.rollout import imagine_along_expert
 from a1lib.io import atomic_write_json, atomic_write_text
 from a1lib.models.policy_a1 import A1Policy
 from a1lib.sim import DYNAMIC_TASKS, STATIC_TASKS, TASKS
@@ -66,9 +72,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                              "combinable with --replan-sweep); without a value, params `replan_sweep.noise_scales`")
     parser.add_argument("--tasks", default=None, help="comma-separated tasks (default: all ten)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per task (default: params eval.episodes or 10)")
-    parser.add_argument("--replan-every", type=int, default=None, help="actions executed per chunk (default: params or the whole chunk)")
+    parser.add_argument("--replan-every", type=int, default=None,
+                        help="override every row's actions executed per chunk (default: each policy's own, policy.json)")
     parser.add_argument("--noise-scale", type=float, default=None,
-                        help="sample A1 rows from noise_scale * N(0, I) (0: the mean chunk; default: as exported)")
+                        help="override: sample A1 rows from noise_scale * N(0, I) (0: the mean chunk; default: as exported)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: params or 2)")
     parser.add_argument("--gifs-per-task", type=int, default=None, help="rollout GIFs per task and row (default 1)")
     parser.add_argument("--belt-speed", default=None, help="comma-separated belt speeds: a speed sweep")
@@ -86,7 +93,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     d = load_section("eval", EvalConfig, path=args.params, preset=args.preset)
     tasks = [t.strip() for t in (args.tasks or ",".join(d.tasks or TASKS)).split(",") if t.strip()]
     episodes = args.episodes or d.episodes
-    replan = args.replan_every if args.replan_every is not None else d.replan_every
     workers = args.workers or d.workers
     gifs = args.gifs_per_task if args.gifs_per_task is not None else d.gifs_per_task
     policies = {}
@@ -101,9 +107,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not policies:
         raise ValueError("nothing to evaluate: give --policy and/or --reference")
     out = Path(args.out)
-    common = dict(replan_every=replan, workers=workers, gifs_per_task=gifs, image_size=args.image_size, out=out,
-                  seed_set=args.seed_set, noise_scale=args.noise_scale,
-                  progress=not args.no_progress and sys.stderr.isatty())
+    override = {k: v for k, v in (("replan_every", args.replan_every), ("noise_scale", args.noise_scale)) if v is not None}
+    common = dict(workers=workers, gifs_per_task=gifs, image_size=args.image_size, out=out, seed_set=args.seed_set,
+                  override=override, progress=not args.no_progress and sys.stderr.isatty())
     if args.replan_sweep or args.noise_sweep:
         sweep = load_section("replan_sweep", ReplanSweepConfig, path=args.params, preset=args.preset)
         if "params" in (args.replan_sweep, args.noise_sweep):
@@ -187,14 +193,38 @@ def add_figures_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tasks of the imagined-futures grid")
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads, then restore the caller's setting (a notebook
+    that draws a figure keeps its own)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def imagined_grid(policy_dir: str | Path, out: str | Path, tasks: list[str], step: int = 10,
+                  seed_index: int = 0) -> Path:
+    """``imagined_futures.png``: for each task the scripted expert drives a lab episode on an evaluation
+    seed, and at frame ``step`` the policy imagines frame step + delta; viz draws frame t, the
+    imagined and the true frame t+delta, one column per task."""
+    with torch_threads(1):  # batch-1 inference: one thread is fastest on a small CPU
+        policy = A1Policy.from_pretrained(policy_dir, imagine=True)
+        columns = [(task, *imagine_along_expert(policy, task, step, eval_seed(task, seed_index), policy.delta,
+                                                policy.config.image_size)) for task in tasks]
+    return plot_imagined_grid(columns, policy.delta, out)
+
+
 def run_figures(args: argparse.Namespace) -> int:
     out = Path(args.out)
     metrics = json.loads(Path(args.eval).read_text())
     written = [
         plot_training_curves({"pretraining": args.pretrain, "fine-tuning": args.finetune}, out / "training_curves.png"),
         plot_success_bars(metrics, out / "success_per_task.png", list(STATIC_TASKS), list(DYNAMIC_TASKS)),
-        plot_imagined_grid(Path(args.finetune) / "policy", out / "imagined_futures.png",
-                           [t.strip() for t in args.grid_tasks.split(",") if t.strip()]),
+        imagined_grid(Path(args.finetune) / "policy", out / "imagined_futures.png",
+                      [t.strip() for t in args.grid_tasks.split(",") if t.strip()]),
     ]
     text = "## Closed-loop success\n\n" + results_table(metrics)
     if Path(args.perception).is_file():

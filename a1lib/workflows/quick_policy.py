@@ -7,7 +7,7 @@ weights) but not a *good* one use ``build_quick_policy``: every stage in miniatu
 functions the pipeline uses, nothing re-implemented:
 
     a1lib.data.generate.generate             a few scripted-expert episodes per task (sim + lab)
-    a1lib.models.image_tokenizer             the VAE, trained for a few steps, then frozen
+    a1lib.train.tokenizers                   the VAE, trained for a few steps, then frozen
     a1lib.models.text_tokenizer              the word-level tokenizer over sim instructions + QA
     a1lib.train.latent_cache                every frame encoded once
     (``build_quick_artifacts`` stops here and keeps these inputs, in the pipeline's layout)
@@ -44,7 +44,7 @@ from a1lib.data import LeRobotDataset
 from a1lib.data.generate import DataGenConfig, generate
 from a1lib.io import atomic_write_json
 from a1lib.models.configuration_a1 import A1Config
-from a1lib.models.image_tokenizer import ImageTokenizerConfig, train_image_tokenizer
+from a1lib.models.image_tokenizer import ImageTokenizerConfig
 from a1lib.models.policy_a1 import A1Policy
 from a1lib.models.processor import A1Processor
 from a1lib.models.text_tokenizer import (
@@ -57,6 +57,7 @@ from a1lib.train.config import TrainConfig
 from a1lib.train.datamodule import build_normalizer
 from a1lib.train.inputs import scene_qa_fn
 from a1lib.train.latent_cache import LatentCache, encode_dataset
+from a1lib.train.tokenizers import train_image_tokenizer
 from a1lib.train.trainer import fit, last_logged
 
 RECIPE_FILE = "quick.json"  # next to the policy files: how it was made (and when it can be reused)

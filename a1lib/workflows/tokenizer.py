@@ -19,8 +19,6 @@ from a1lib.models.image_tokenizer import (
     ImageTokenizer,
     images_to_tensor,
     psnr,
-    split_heldout,
-    train_image_tokenizer,
 )
 from a1lib.models.text_tokenizer import (
     build_corpus,
@@ -33,7 +31,13 @@ from a1lib.train.latent_cache import (
     encode_dataset,
     resolve_image_tokenizer_dir,
 )
-from a1lib.train.tokenizers import TokenizerConfig, load_frames, tokenizer_summary
+from a1lib.train.tokenizers import (
+    TokenizerConfig,
+    load_frames,
+    split_heldout,
+    tokenizer_summary,
+    train_image_tokenizer,
+)
 from a1lib.workflows.cli import Command
 from a1lib.workflows.params import load_section
 

@@ -88,17 +88,36 @@ def _report(result: FitResult) -> None:
 # ---------------------------------------------------------------------------------------------
 # a1 pretrain / a1 finetune
 # ---------------------------------------------------------------------------------------------
+def train_a1(config: A1Config, cfg: TrainConfig, out: str | Path, data: str | Path, latents: str | Path,
+             tokenizer: str | Path, init: str | Path | None = None, resume: bool = True,
+             progress: bool = True) -> FitResult:
+    """One A1 training run (pretraining, or fine-tuning with ``init``): a fresh ``config`` model with the
+    tokenizers of ``tokenizer`` and the data's own normaliser, or the weights, normaliser and tokenizers
+    of the ``init`` policy (then ``config`` is the policy's own)."""
+    datasets = load_datasets(data, cfg.active_sources)
+    if init is None:
+        text_tok, image_tok = load_tokenizers(tokenizer)
+        processor = build_processor(config, cfg, datasets, text_tok, image_tok, latents)
+        init_model = None
+        print(f"training a fresh {config.generation!r} model on {cfg.source_weights} for {cfg.steps} steps -> {out}")
+    else:
+        policy = A1Policy.from_pretrained(init)  # clear error for a missing / incomplete dir
+        config = policy.config
+        processor = build_processor(config, cfg, datasets, policy.processor.text_tokenizer,
+                                    policy.processor.image_tokenizer, latents, normalizer=policy.processor.normalizer)
+        init_model = policy.model.train()
+        print(f"fine-tuning {init} on {sorted(datasets)} for {cfg.steps} steps -> {out}")
+    return fit(config, cfg, datasets, processor, out, init_model=init_model, resume=resume, progress=progress)
+
+
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, default_out="artifacts/pretrain")
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     config, cfg = _setup(args, "pretrain")
-    datasets = load_datasets(args.data, cfg.active_sources)
-    text_tok, image_tok = load_tokenizers(args.tokenizer)
-    processor = build_processor(config, cfg, datasets, text_tok, image_tok, args.latents)
-    print(f"pretraining {config.generation!r} model on {cfg.source_weights} for {cfg.steps} steps -> {args.out}")
-    _report(fit(config, cfg, datasets, processor, args.out, resume=not args.no_resume, progress=not args.no_progress))
+    _report(train_a1(config, cfg, args.out, args.data, args.latents, args.tokenizer, resume=not args.no_resume,
+                     progress=not args.no_progress))
     return 0
 
 
@@ -111,23 +130,11 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     config, cfg = _setup(args, "finetune")
-    datasets = load_datasets(args.data, cfg.active_sources)
-    if args.from_scratch:
-        text_tok, image_tok = load_tokenizers(args.tokenizer)
-        processor = build_processor(config, cfg, datasets, text_tok, image_tok, args.latents)
-        init_model = None
-        print(f"fine-tuning from scratch (no pretraining) on {sorted(datasets)} for {cfg.steps} steps -> {args.out}")
-    else:
-        if args.model_set:
-            raise ValueError("--model-set cannot change a pretrained model; use --from-scratch")
-        init = A1Policy.from_pretrained(args.init)  # clear error for a missing / incomplete dir
-        config = init.config
-        processor = build_processor(config, cfg, datasets, init.processor.text_tokenizer,
-                                    init.processor.image_tokenizer, args.latents, normalizer=init.processor.normalizer)
-        init_model = init.model.train()
-        print(f"fine-tuning {args.init} on {sorted(datasets)} for {cfg.steps} steps -> {args.out}")
-    _report(fit(config, cfg, datasets, processor, args.out, init_model=init_model, resume=not args.no_resume,
-                progress=not args.no_progress))
+    if args.model_set and not args.from_scratch:
+        raise ValueError("--model-set cannot change a pretrained model; use --from-scratch")
+    _report(train_a1(config, cfg, args.out, args.data, args.latents, args.tokenizer,
+                     init=None if args.from_scratch else args.init, resume=not args.no_resume,
+                     progress=not args.no_progress))
     return 0
 
 

@@ -33,4 +33,11 @@ fi
 [ -d .git ] || git init -q
 # notebooks are committed without outputs: the filter strips them on `git add` (.gitattributes)
 .venv/bin/nbstripout --install
+# ... and without what JupyterLab rewrites on every save, so that opening a notebook leaves git
+# status clean: the kernel's language details and view state. (Cell ids are renumbered and keys
+# sorted by nbstripout itself; the committed notebooks name the kernel "Python 3 (ipykernel)", as
+# ipykernel does.)
+git config filter.nbstripout.extrakeys "metadata.language_info.codemirror_mode metadata.language_info.file_extension \
+metadata.language_info.mimetype metadata.language_info.nbconvert_exporter metadata.language_info.pygments_lexer \
+metadata.language_info.version cell.metadata.jp-MarkdownHeadingCollapsed cell.metadata.jupyter"
 echo "workbench ready: .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,13 +1,16 @@
 """Every notebook runs top to bottom with tiny parameters (papermill, from the notebooks folder)."""
 
 import json
+import random
+import re
 import subprocess
 import sys
+import uuid
 
 import papermill
 import pytest
-
 from conftest import ROOT
+from jupyter_client.kernelspec import KernelSpecManager
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -63,6 +66,53 @@ def test_notebook_outputs_are_stripped_on_git_add(tmp_path):
     assert stripped["outputs"] == [] and stripped["execution_count"] is None
     # the committed notebooks are already in the filter's form: installing it changes nothing in git status
     assert clean == (NOTEBOOKS / "00_tour.ipynb").read_text()
+
+
+def _as_jupyterlab_saves_it(text: str, display_name: str, rng: random.Random) -> str:
+    """A notebook after a JupyterLab session: new cell ids, outputs, the running kernel's name and
+    language details, view state, keys in another order and another indent."""
+    nb = json.loads(text)
+
+    def shuffled(d):
+        items = list(d.items())
+        rng.shuffle(items)
+        return dict(items)
+
+    for cell in nb["cells"]:
+        cell["id"] = str(uuid.UUID(int=rng.getrandbits(128)))
+        cell["metadata"]["jupyter"] = {"source_hidden": False}
+        if cell["cell_type"] == "code":
+            cell["execution_count"] = rng.randint(1, 99)
+            cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": ["hello\n"]}]
+            cell["metadata"]["execution"] = {"iopub.status.idle": "2025-01-01T00:00:00.000000Z"}
+        else:
+            cell["metadata"]["jp-MarkdownHeadingCollapsed"] = True
+    nb["cells"] = [shuffled(c) for c in nb["cells"]]
+    nb["metadata"]["kernelspec"] = {"name": "python3", "language": "python", "display_name": display_name}
+    nb["metadata"]["language_info"] = shuffled({
+        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py", "mimetype": "text/x-python",
+        "name": "python", "nbconvert_exporter": "python", "pygments_lexer": "ipython3", "version": "3.11.9"})
+    return json.dumps(shuffled(nb), indent=2)
+
+
+def test_opening_a_notebook_in_jupyterlab_leaves_git_status_clean(tmp_path):
+    """What JupyterLab rewrites (cell ids, key order, the kernel's language details, view state) is
+    normalised by the filter as scripts/setup.sh configures it, and every notebook is already in the
+    normal form, so a notebook only opened and run shows no change in git."""
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    keys = re.search(r'filter\.nbstripout\.extrakeys "([^"]*)"', setup)
+    assert keys, "scripts/setup.sh does not configure filter.nbstripout.extrakeys"
+    extra_keys = " ".join(keys.group(1).replace("\\\n", " ").split())  # the shell's line continuations
+    display_name = KernelSpecManager().get_kernel_spec("python3").display_name
+    rng = random.Random(0)
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    for path in paths:
+        (tmp_path / path.name).write_text(_as_jupyterlab_saves_it(path.read_text(), display_name, rng))
+    # the filter, as `git add` runs it (one process for all: its start-up is most of the time)
+    subprocess.run([sys.executable, "-m", "nbstripout", "--extra-keys", extra_keys, *(p.name for p in paths)],
+                   check=True, cwd=tmp_path)
+    changed = [p.name for p in paths if (tmp_path / p.name).read_text() != p.read_text()]
+    assert not changed, f"git would show these notebooks as modified after opening them in JupyterLab: {changed}"
 
 
 def test_every_notebook_has_a_tiny_run_and_is_committed_clean():

@@ -1,9 +1,9 @@
 """The pipeline's figures: training curves, per-task success, an imagined-futures grid.
 
 ``a1 figures`` reads what the earlier stages wrote (Lightning CSV logs, the evaluation metrics
-JSON, the fine-tuned policy) and writes PNGs into ``figures/`` plus a generated markdown results
-table. Nothing here computes a number that is not in those files, except the imagined-futures grid,
-which runs the policy on fixed evaluation seeds.
+JSON) and writes PNGs into ``figures/`` plus a generated markdown results table. Nothing here
+computes a number that is not in those files, loads a policy or runs an episode: the imagined-futures
+grid draws the frames that ``a1lib.workflows.evaluation.imagined_grid`` had the policy imagine.
 """
 
 from __future__ import annotations
@@ -16,12 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # figures are files here; notebooks use their own backend
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from a1lib.data.seeds import eval_seed  # noqa: E402
-from a1lib.eval.rollout import imagine_along_expert  # noqa: E402
 from a1lib.io import atomic_write  # noqa: E402
-from a1lib.models.policy_a1 import A1Policy  # noqa: E402
 from a1lib.train.trainer import read_csv_log  # noqa: E402
 
 ROW_COLORS = {"a1": "tab:red", "expert": "tab:green", "random": "tab:gray"}
@@ -59,8 +55,13 @@ def plot_success_bars(metrics: dict[str, Any], out: str | Path, static_tasks: li
         rate = np.array([row["per_task"][t]["success_rate"] for t in tasks])
         lo = np.array([row["per_task"][t]["ci95"][0] for t in tasks])
         hi = np.array([row["per_task"][t]["ci95"][1] for t in tasks])
-        ax.bar(x + (k - (len(rows) - 1) / 2) * width, rate, width, yerr=[rate - lo, hi - rate], capsize=2,
-               color=ROW_COLORS.get(name), label=f"{name} ({row['overall']['success_rate']:.0%} overall)")
+        at = x + (k - (len(rows) - 1) / 2) * width
+        bars = ax.bar(at, rate, width, yerr=[rate - lo, hi - rate], capsize=2,
+                      color=ROW_COLORS.get(name), label=f"{name} ({row['overall']['success_rate']:.0%} overall)")
+        color = bars.patches[0].get_facecolor()
+        for xz, top in zip(at[rate == 0], hi[rate == 0]):  # a bar of height 0 is invisible: a stub and a "0"
+            ax.plot([xz - width / 2, xz + width / 2], [0, 0], color=color, lw=3, solid_capstyle="butt", clip_on=False)
+            ax.text(xz, top + 0.01, "0", ha="center", va="bottom", fontsize=7, color=color)
     n_static = sum(t in static_tasks for t in tasks)
     if 0 < n_static < len(tasks):
         ax.axvline(n_static - 0.5, color="k", lw=0.8, ls=":")
@@ -69,20 +70,18 @@ def plot_success_bars(metrics: dict[str, Any], out: str | Path, static_tasks: li
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("success rate (95% CI)")
     ax.set_title(f"closed-loop success, {metrics['domain']} domain, {metrics['episodes_per_task']} episodes per task")
-    ax.legend(fontsize=8)
+    # beside the axes, not over them: inside, it covered the first task's bars
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
     return _save(fig, out)
 
 
-def plot_imagined_grid(policy_dir: str | Path, out: str | Path, tasks: list[str], step: int = 10, seed_index: int = 0) -> Path:
-    """For each task: frame t, the imagined frame t+delta, and the true frame t+delta (expert rollout
-    in the lab domain on an evaluation seed)."""
-    torch.set_num_threads(1)  # batch-1 inference: one thread is fastest on a small CPU
-    policy = A1Policy.from_pretrained(policy_dir, imagine=True)
-    fig, axes = plt.subplots(3, len(tasks), figsize=(1.9 * len(tasks), 6), squeeze=False)
-    for col, task in enumerate(tasks):
-        now, imagined, future = imagine_along_expert(policy, task, step, eval_seed(task, seed_index), policy.delta,
-                                                     policy.config.image_size)
-        draw_future_column(axes, col, policy.delta, now, imagined, future, task)
+def plot_imagined_grid(columns: list[tuple[str, np.ndarray, np.ndarray | None, np.ndarray]], delta: int,
+                       out: str | Path) -> Path:
+    """One column per (title, frame t, the imagined frame t+delta or None, the true frame t+delta),
+    e.g. ``a1lib.workflows.evaluation.imagined_grid``'s expert rollouts, one per task."""
+    fig, axes = plt.subplots(3, len(columns), figsize=(1.9 * len(columns), 6), squeeze=False)
+    for col, (title, now, imagined, future) in enumerate(columns):
+        draw_future_column(axes, col, delta, now, imagined, future, title)
     return _save(fig, out)
 
 

@@ -31,6 +31,26 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None
     return fig
 
 
+def captioned_frames(images: Sequence[np.ndarray], captions: Sequence[str], cols: int = 2, scale: float = 2.0,
+                     fontsize: float = 10):
+    """uint8 (H, W, 3) images, each with a caption of a few lines beside it (e.g. scene questions and
+    answers), ``cols`` per row. Few columns, so that the captions stay readable once the notebook
+    scales the figure to its width. Returns the figure."""
+    n = len(images)
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.8 * scale * cols, 1.05 * scale * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.8] * cols})
+    for ax in axes.flat:
+        ax.axis("off")  # every second axes only reserves the room its neighbour's caption runs into
+    for k in range(n):
+        ax = axes[k // cols, 2 * (k % cols)]
+        ax.imshow(images[k], interpolation="nearest")
+        caption = ax.text(1.06, 0.5, captions[k], fontsize=fontsize, va="center", ha="left", transform=ax.transAxes)
+        caption.set_in_layout(False)
+    fig.tight_layout()
+    return fig
+
+
 def episode_animation(frames: np.ndarray, fps: int = 10, title: str = "", scale: float = 3.0):
     """A matplotlib animation of (T, H, W, 3) frames; show it with ``HTML(anim.to_jshtml())``."""
     fig, ax = plt.subplots(figsize=(scale, scale))

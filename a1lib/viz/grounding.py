@@ -4,6 +4,7 @@ the policy's state token receives) and the true position from the scene."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -22,7 +23,7 @@ def plot_grounding(vision: Any, processor: Any, frames: list[np.ndarray], instru
     predicted keypoint (x) and, given ``scenes``/``states``, the true position (o). Returns the figure."""
     config = processor.config
     index = [config.grounding.index(n) for n in names]
-    fig, axes = plt.subplots(len(frames), len(names) + 1, figsize=(2.2 * (len(names) + 1), 2.3 * len(frames)),
+    fig, axes = plt.subplots(len(frames), len(names) + 1, figsize=(2.2 * (len(names) + 1), 2.7 * len(frames)),
                              squeeze=False)
     size = config.image_size
     for r, (frame, text) in enumerate(zip(frames, instructions)):
@@ -34,7 +35,7 @@ def plot_grounding(vision: Any, processor: Any, frames: list[np.ndarray], instru
         if scenes is not None:
             truth = grounding_targets(config.grounding, scenes[r], None if states is None else states[r])
         axes[r, 0].imshow(frame)
-        axes[r, 0].set_title(text[:34], fontsize=6.5)
+        axes[r, 0].set_title(textwrap.fill(text, 32), fontsize=8)  # all of it: the target depends on it
         for c, (g, name) in enumerate(zip(index, names), start=1):
             ax = axes[r, c]
             heat = logits[0, g].flatten().softmax(-1).reshape(h, w).numpy()

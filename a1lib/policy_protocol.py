@@ -47,7 +47,8 @@ class InferenceSettings:
     loop that drives a policy (evaluation and its sweeps, the explorer, the notebooks, ``a1 serve``,
     the robot loop) reads these from the policy. An override is explicit (``overridden``) and printed."""
 
-    replan_every: int | None = None  # actions executed per chunk before asking again (LeRobot's n_action_steps); None: all
+    # actions executed per chunk before asking again (LeRobot's n_action_steps); None: all
+    replan_every: int | None = None
     delta: int = 0  # observation.image_past is frame t - delta (0: the policy reads one frame)
     noise_scale: float = 1.0  # the flow starts from noise_scale * N(0, I); 0: the mean chunk
 

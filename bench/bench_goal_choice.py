@@ -133,7 +133,8 @@ def train_goal_head(frozen: FrozenVision, processor, kind: str, true_target: boo
         if config.shift_augment > 0:
             image, points = random_shift(image, points, config.shift_augment, aug)
         f4, feat, colour, logits = frozen(image, tokens, mask)
-        target = (true_target_logits(points[:, g_target:g_target + 1], valid[:, g_target:g_target + 1], *feat.shape[-2:])
+        target = (true_target_logits(points[:, g_target:g_target + 1], valid[:, g_target:g_target + 1],
+                                     *feat.shape[-2:])
                   if true_target else logits[:, g_target])
         has_goal = valid[:, g_goal].any(-1)
         if not has_goal.any():
@@ -146,7 +147,8 @@ def train_goal_head(frozen: FrozenVision, processor, kind: str, true_target: boo
         sched.step()
         loss_value = float(loss.detach())
         if step % max(1, steps // 5) == 0:
-            print(f"goal head ({kind}): step {step}/{steps} | loss {loss_value:.3f} | {time.time() - t0:.0f} s", flush=True)
+            print(f"goal head ({kind}): step {step}/{steps} | loss {loss_value:.3f} | {time.time() - t0:.0f} s",
+                  flush=True)
     return head.eval(), loss_value
 
 

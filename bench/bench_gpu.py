@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--strategy", default="auto", choices=("auto", "ddp", "fsdp"))
     ap.add_argument("--latency-repeats", type=int, default=50)
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
-    ap.add_argument("--allow-cpu", action="store_true", help="without a GPU, run anyway in fp32 (checks the script, tiny --batch)")
+    ap.add_argument("--allow-cpu", action="store_true",
+                    help="without a GPU, run anyway in fp32 (checks the script, tiny --batch)")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
     if not cuda and not args.allow_cpu:
@@ -79,8 +80,9 @@ def main(argv=None) -> int:
     setup = make_toy_setup(out / f"data_rank{rank}", episodes=8, length=40, **sizes)  # the same bytes on every rank
     config = setup.config
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=3e-4, warmup_steps=5, min_lr=3e-5,
-                      precision="bf16" if cuda else "32", checkpoint_every=args.steps, val_every=args.steps, val_batches=1,
-                      log_every=min(10, args.steps), delta=2, num_workers=4 if cuda else 0, strategy=args.strategy)
+                      precision="bf16" if cuda else "32", checkpoint_every=args.steps, val_every=args.steps,
+                      val_batches=1, log_every=min(10, args.steps), delta=2, num_workers=4 if cuda else 0,
+                      strategy=args.strategy)
     processor = A1Processor(config, setup.text_tokenizer, toy_normalizer(setup), setup.image_tokenizer,
                             latents=setup.latents, qa_fn=toy_qa)
     result = fit(config, cfg, setup.datasets, processor, out / "run", resume=False, progress=False)
@@ -98,9 +100,11 @@ def main(argv=None) -> int:
     gpus = result.world_size
     achieved = flops_per_sample * (result.samples_per_s or 0.0)
     print(f"GPUs: {gpus} x {source} {peak / 1e12:.0f} TFLOP/s bf16")
-    print(f"params: {model.param_counts()['total'] / 1e6:.1f}M; train FLOPs per sample (fwd+bwd): {flops_per_sample / 1e9:.2f} GFLOP")
+    print(f"params: {model.param_counts()['total'] / 1e6:.1f}M; "
+          f"train FLOPs per sample (fwd+bwd): {flops_per_sample / 1e9:.2f} GFLOP")
     print(f"training: {result.samples_per_s or 0:.0f} samples/s over {gpus} process(es), batch {args.batch}, "
-          f"strategy {args.strategy}, {'bf16' if cuda else 'fp32'} -> {achieved / 1e12:.1f} TFLOP/s = MFU {100 * achieved / (peak * gpus):.1f}%")
+          f"strategy {args.strategy}, {'bf16' if cuda else 'fp32'} -> {achieved / 1e12:.1f} TFLOP/s "
+          f"= MFU {100 * achieved / (peak * gpus):.1f}%")
 
     model.eval()
     b1 = {k: v.to(device) for k, v in random_batch(config, 1, seed=1).items()}

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="cpu", help="A1Config preset of rungs 2-3 (ci: a smoke test)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tokenizer-steps", type=int, default=150)
-    p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE", help="A1Config override (JSON value)")
+    p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="A1Config override (JSON value)")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--replan-every", type=int, default=None,
                    help="override the replan interval the rungs' policies are exported with (params)")
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         episode_ids = np.concatenate([ds.episode_of + 100_000 * k for k, ds in enumerate(datasets.values())])
         image_tok, _ = train_image_tokenizer(frames, ImageTokenizerConfig(train_steps=args.tokenizer_steps,
                                                                           seed=args.seed), episode_ids)
-        text_tok = train_text_tokenizer(build_corpus([x for ds in datasets.values() for x in ds.tasks]), config.vocab_size)
+        text_tok = train_text_tokenizer(build_corpus([x for ds in datasets.values() for x in ds.tasks]),
+                                        config.vocab_size)
         image_tok.save(work / "tokenizer" / "image")
         save_text_tokenizer(text_tok, work / "tokenizer" / "text")
         for s, ds in datasets.items():
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                                 checkpoint_every=500, seed=args.seed, source_weights={"sim": 0.7, "lab": 0.3},
                                 binary_action_dims=(3, 4), init_vision=str(work / "vision"), freeze_vision=True,
                                 noise_scale=args.noise_scale)
-        processor = inputs.build_processor(config, train_cfg, datasets, text_tok, image_tok, work / "latents", normalizer)
+        processor = inputs.build_processor(config, train_cfg, datasets, text_tok, image_tok, work / "latents",
+                                           normalizer)
         result = fit(config, train_cfg, datasets, processor, work / "a1", resume=False, progress=False)
         prep = time.time() - t
         policy = A1Policy.from_pretrained(result.policy_dir)
@@ -141,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             t = time.time()
             test = heldout_episodes(tasks, 3)
             train = [r for r in heldout_episodes(tasks, 13) if r.seed not in {x.seed for x in test}]
-            rows["probe"] = {"keypoints": localisation_errors(policy.model.vision, policy.processor, test).get("per_name", {}),
-                             "token_probe": token_probe_errors(policy, train, test), "seconds": time.time() - t}
+            rows["probe"] = {
+                "keypoints": localisation_errors(policy.model.vision, policy.processor, test).get("per_name", {}),
+                "token_probe": token_probe_errors(policy, train, test), "seconds": time.time() - t}
 
     replan = "the policies' own replan interval" if args.replan_every is None else f"replan every {args.replan_every}"
     print(f"\nladder on {tasks} (lab domain, {replan}, {args.eval_episodes} episodes/task)")

@@ -6,8 +6,8 @@
 The privileged-state MLP (``a1 privileged``) reaches 88% of the episodes where A1 reaches 40% (27%
 in the old world). Its input (``a1lib.models.privileged.scene_features``) holds far more than A1's
 state token can: every object's pose and yaw, which one is held, the belt / turntable speeds, the
-task's completion and the expert's plan. This bench retrains it (the pipeline's data and ``privileged`` params) with groups of
-that input zeroed at training *and* inference, and evaluates each variant in closed loop
+task's completion and the expert's plan. This bench retrains it (the pipeline's data and ``privileged`` params)
+with groups of that input zeroed at training *and* inference, and evaluates each variant in closed loop
 (lab domain, the validation seeds by default), so the gap between the two rows can be split into
 "information A1's inputs do not carry" and "information it carries but does not use":
 
@@ -103,7 +103,8 @@ def variant_features(variant: str, state_dim: int):
             state = np.asarray(state, np.float32)
             lead = state.shape[:-1]
             flat_state = state.reshape(-1, state.shape[-1])
-            flat = {"scene." + k.removeprefix("scene."): np.asarray(v).reshape(len(flat_state), *np.shape(v)[len(lead):])
+            flat = {"scene." + k.removeprefix("scene."):
+                    np.asarray(v).reshape(len(flat_state), *np.shape(v)[len(lead):])
                     for k, v in scene.items()}
             out = np.zeros((len(flat_state), width), np.float32)
             for i, s in enumerate(flat_state):
@@ -179,7 +180,8 @@ class SeenInputs:
                 points, valid = grounding_targets(("target", "goal"), scene, None)
                 for g in (1, 2):
                     ok = bool(valid[g - 1, 0])
-                    x[i, S + 2 * g:S + 2 * g + 2] = (points[g - 1, 0] - x[i, S:S + 2] / KEYPOINT_SCALE) * KEYPOINT_SCALE * ok
+                    x[i, S + 2 * g:S + 2 * g + 2] = ((points[g - 1, 0] - x[i, S:S + 2] / KEYPOINT_SCALE)
+                                                     * KEYPOINT_SCALE * ok)
                     x[i, S + 2 * G + g] = float(ok)
         return np.pad(x, ((0, 0), (0, self.width - x.shape[1]))).astype(np.float32)
 
@@ -333,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{v}: {o['successes']}/{o['episodes']} (train {t1 - t0:.0f} s, final loss {stats['final_loss']:.4f}, "
               f"evaluate {time.time() - t1:.0f} s)", flush=True)
         atomic_write_json(out / "results.json", {"seed_set": args.seed_set, "episodes_per_task": args.episodes,
-                                                 "replan_every": args.replan_every, "policy": args.policy, "rows": rows})
+                                                 "replan_every": args.replan_every, "policy": args.policy,
+                                                 "rows": rows})
     print("\n| variant | " + " | ".join(tasks) + " | all |")
     print("|---|" + "---|" * (len(tasks) + 1))
     for v, r in rows.items():

@@ -141,8 +141,10 @@ def test_claims_table_is_computed_from_the_results():
                                        tasks=("ExpressSorting", "IngredientPicking")),
         "dynamic-pi0_style": fake_result("dynamic", "pi0_style", {"ExpressSorting": 1, "IngredientPicking": 2},
                                          tasks=("ExpressSorting", "IngredientPicking")),
-        "static-a1_full": fake_result("static", "a1_full", {"SortParts": 5, "PlaceFlower": 5}, tasks=("SortParts", "PlaceFlower")),
-        "static-data_sim": fake_result("static", "data_sim", {"SortParts": 6, "PlaceFlower": 6}, tasks=("SortParts", "PlaceFlower")),
+        "static-a1_full": fake_result("static", "a1_full", {"SortParts": 5, "PlaceFlower": 5},
+                                      tasks=("SortParts", "PlaceFlower")),
+        "static-data_sim": fake_result("static", "data_sim", {"SortParts": 6, "PlaceFlower": 6},
+                                       tasks=("SortParts", "PlaceFlower")),
     }
     rows = {r["claim"]: r for r in evaluate_claims(results)}
     assert len(rows) == len(CLAIMS)

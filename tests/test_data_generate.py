@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from a1lib.workflows.cli import main as cli_main
 from a1lib.data import LeRobotDataset
 from a1lib.data import generate as gen
 from a1lib.data.seeds import train_seed
+from a1lib.workflows.cli import main as cli_main
 
 
 @dataclass
@@ -57,7 +57,8 @@ TINY = dict(image_size=16, tasks=("SortParts", "ZipBag"), sim_episodes_per_task=
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_generate_is_bit_reproducible_and_worker_independent(tmp_path):
@@ -87,7 +88,8 @@ def test_generate_is_bit_reproducible_and_worker_independent(tmp_path):
 def test_cli_generate_and_info(tmp_path, monkeypatch, capsys):
     params = tmp_path / "params.yaml"
     params.write_text("preset: tiny\npresets:\n  tiny:\n    data:\n      image_size: 16\n      tasks: [ZipBag]\n"
-                      "      sim_episodes_per_task: 1\n      lab_episodes_per_task: 2\n      human_episodes_per_task: 1\n"
+                      "      sim_episodes_per_task: 1\n      lab_episodes_per_task: 2\n"
+                      "      human_episodes_per_task: 1\n"
                       "      workers: 1\n")
     monkeypatch.setattr(gen, "default_sim_api", lambda: FAKE)
     out = tmp_path / "data"

@@ -25,7 +25,8 @@ def ds_root(tmp_path_factory) -> Path:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_layout_and_info(ds_root):
@@ -34,7 +35,8 @@ def test_layout_and_info(ds_root):
                      "meta/info.json", "meta/stats.json", "meta/tasks.parquet"]
     info = json.loads((ds_root / "meta/info.json").read_text())
     for key in ("codebase_version", "fps", "features", "robot_type", "splits", "total_episodes", "total_frames",
-                "total_tasks", "chunks_size", "data_files_size_in_mb", "video_files_size_in_mb", "data_path", "video_path"):
+                "total_tasks", "chunks_size", "data_files_size_in_mb", "video_files_size_in_mb", "data_path",
+                "video_path"):
         assert key in info, key
     assert info["codebase_version"] == "v3.0" and info["fps"] == 10
     assert info["total_episodes"] == 3 and info["total_frames"] == sum(LENGTHS) and info["total_tasks"] == 2
@@ -117,7 +119,8 @@ def test_new_file_past_size_limit_and_chunks(tmp_path):
     root = write_synthetic_dataset(tmp_path / "ds", (5, 5, 5, 5, 5), data_files_size_in_mb=1e-4, chunks_size=2)
     files = sorted(str(p.relative_to(root)) for p in (root / "data").rglob("*.parquet"))
     assert files == ["data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet",
-                     "data/chunk-001/file-000.parquet", "data/chunk-001/file-001.parquet", "data/chunk-002/file-000.parquet"]
+                     "data/chunk-001/file-000.parquet", "data/chunk-001/file-001.parquet",
+                     "data/chunk-002/file-000.parquet"]
     ds = LeRobotDataset(root)
     assert len(ds) == 25 and ds.episodes[4]["data/chunk_index"] == 2
     np.testing.assert_array_equal(ds[23]["observation.image"], synthetic_image(4, 3))
@@ -234,7 +237,8 @@ def to_v21(src: Path, dst: Path) -> Path:
         pq.write_table(table.slice(lo, hi - lo), path)
     with open(dst / "meta/episodes.jsonl", "w") as f:
         for e in ds.episodes:
-            f.write(json.dumps({"episode_index": e["episode_index"], "tasks": e["tasks"], "length": e["length"]}) + "\n")
+            f.write(json.dumps({"episode_index": e["episode_index"], "tasks": e["tasks"],
+                                "length": e["length"]}) + "\n")
     with open(dst / "meta/episodes_stats.jsonl", "w") as f:
         for e in ds.episodes:
             stats: dict = {}
@@ -282,7 +286,8 @@ def test_video_feature_many_episodes_per_mp4(tmp_path):
     ds = LeRobotDataset(root)
     # the format's name, as LeRobot records it ("av1"), not the encoder's ("libsvtav1")
     codec = ds.features["observation.image"]["info"]["video.codec"]
-    assert codec == {"libsvtav1": "av1", "libaom-av1": "av1", "librav1e": "av1", "libx264": "h264"}.get(pick_codec(), codec)
+    assert codec == {"libsvtav1": "av1", "libaom-av1": "av1", "librav1e": "av1",
+                     "libx264": "h264"}.get(pick_codec(), codec)
     assert not codec.startswith("lib")
     assert ds.episodes[1]["videos/observation.image/from_timestamp"] == pytest.approx(0.6)
     assert ds.episodes[2]["videos/observation.image/from_timestamp"] == pytest.approx(1.5)

@@ -92,7 +92,8 @@ def test_normalizer_roundtrip_and_json(ds):
 
 def test_train_and_eval_seeds_never_collide():
     tasks = ["SortParts", "ZipBag", "ExpressSorting"]
-    train = {train_seed(src, t, i, b) for src in ("sim", "lab", "human") for t in tasks for i in range(200) for b in (0, 1)}
+    train = {train_seed(src, t, i, b)
+             for src in ("sim", "lab", "human") for t in tasks for i in range(200) for b in (0, 1)}
     evals = {eval_seed(t, i) for t in tasks for i in range(200)}
     assert train.isdisjoint(evals)
     assert all(s in TRAIN_RANGE for s in train) and all(s in EVAL_RANGE for s in evals)

@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from a1lib.constants import SOURCES
 from a1lib.train.callbacks import read_checkpoint
 from a1lib.train.config import TrainConfig
 from a1lib.train.trainer import read_csv_log
-from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -43,7 +43,8 @@ def run(cmd, timeout=300):
 def runs(tmp_path_factory):
     """The same toy run (seed, data, batch of 8 per step) on one process and under torchrun on two."""
     root = tmp_path_factory.mktemp("ddp")
-    common = ["--data", str(root / "data"), "--steps", str(STEPS), "--batch-size", str(BATCH), "--checkpoint-every", "10"]
+    common = ["--data", str(root / "data"), "--steps", str(STEPS), "--batch-size", str(BATCH),
+              "--checkpoint-every", "10"]
     out1 = run(TOY + ["--out", str(root / "one"), "--trace", str(root / "trace_one")] + common)
     out2 = run(TORCHRUN + ["--out", str(root / "two"), "--trace", str(root / "trace_two")] + common)
     assert "world_size=1" in out1 and out2.count("done: global_step=40") == 1 and "world_size=2" in out2
@@ -51,13 +52,15 @@ def runs(tmp_path_factory):
 
 
 def test_each_process_gets_its_half_of_every_batch_and_together_they_follow_the_source_weights(runs):
-    (one, _), (r0, _), (r1, _) = trace(runs / "trace_one", 0), trace(runs / "trace_two", 0), trace(runs / "trace_two", 1)
+    (one, _), (r0, _), (r1, _) = (trace(runs / "trace_one", 0), trace(runs / "trace_two", 0),
+                                  trace(runs / "trace_two", 1))
     assert len(one) == len(r0) == len(r1) == STEPS
     for a, b, c in zip(one, r0, r1):
         assert a["step"] == b["step"] == c["step"]
         assert len(b["index"]) == len(c["index"]) == BATCH // 2
         # step k on two processes = step k on one, split in two (same draws, nothing seen twice)
-        assert list(zip(b["source_id"] + c["source_id"], b["index"] + c["index"])) == list(zip(a["source_id"], a["index"]))
+        assert (list(zip(b["source_id"] + c["source_id"], b["index"] + c["index"]))
+                == list(zip(a["source_id"], a["index"])))
     counts = np.bincount([s for x in r0 + r1 for s in x["source_id"]], minlength=len(SOURCES))
     n = counts.sum()
     assert n == STEPS * BATCH
@@ -77,13 +80,16 @@ def test_per_source_losses_are_logged_once_for_the_whole_batch(runs):
     for b, c in zip(r0, r1):
         i = rows[b["step"]]
         ids = np.array(b["source_id"] + c["source_id"])
-        with_action = {k: int((ids == k).sum()) for k, name in enumerate(SOURCES) if name != "human" and (ids == k).any()}
+        with_action = {k: int((ids == k).sum()) for k, name in enumerate(SOURCES)
+                       if name != "human" and (ids == k).any()}
         # a source in either process's part has its loss logged: the sums were reduced before the means
-        assert {SOURCES[k] for k in with_action} == {s for s in ("sim", "lab") if np.isfinite(log[f"train/action/{s}"][i])}
+        assert {SOURCES[k] for k in with_action} == {s for s in ("sim", "lab")
+                                                     if np.isfinite(log[f"train/action/{s}"][i])}
         seen_elsewhere += any((np.array(c["source_id"]) == k).any() and not (np.array(b["source_id"]) == k).any()
                               for k in with_action)
         # the overall action loss is the mean over the whole batch, not the mean of two halves' means
-        pooled = sum(n * log[f"train/action/{SOURCES[k]}"][i] for k, n in with_action.items()) / sum(with_action.values())
+        pooled = (sum(n * log[f"train/action/{SOURCES[k]}"][i] for k, n in with_action.items())
+                  / sum(with_action.values()))
         assert log["train/action"][i] == pytest.approx(pooled, rel=1e-4)
     assert seen_elsewhere > 0  # some step had a source only on rank 1, and rank 0 logged it
 

@@ -12,9 +12,9 @@ import yaml
 
 from a1lib.eval.ablation import ablation_summary
 from a1lib.eval.evaluate import evaluate, evaluation_headline, evaluation_summary, summarise
-from a1lib.eval.stats import wilson_interval
 from a1lib.eval.gif import compose_frame
 from a1lib.eval.perception import perception_summary
+from a1lib.eval.stats import wilson_interval
 from a1lib.io import atomic_write_json
 from a1lib.sim.world import planned_path
 
@@ -38,7 +38,8 @@ def flat(tree, prefix=""):
 def assert_few_numbers(summary, most=25):
     values = flat(summary)
     assert 0 < len(values) <= most, values
-    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values.values()), values
+    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in values.values()), values
     json.dumps(summary, allow_nan=False)  # what DVC reads back
     return values
 
@@ -53,7 +54,8 @@ def test_summaries_hold_only_the_numbers_to_compare():
                "gifs": ["a1_SortParts_ep0.gif"]}
     values = assert_few_numbers(evaluation_summary(metrics))
     overall = rows["a1"]["overall"]
-    assert values["a1.success"] == overall["success_rate"] and [values["a1.ci_low"], values["a1.ci_high"]] == overall["ci95"]
+    assert (values["a1.success"] == overall["success_rate"]
+            and [values["a1.ci_low"], values["a1.ci_high"]] == overall["ci95"])
     assert {f"a1.task.{t}" for t in tasks} <= set(values) and "expert.success" in values and "random.ci_high" in values
     assert not any(k.startswith("expert.task") for k in values)  # per-task rates for the evaluated policy only
     assert len(values) == 3 * 4 + len(tasks)
@@ -131,7 +133,8 @@ def tiny_policy_dir(tmp_path):
     from a1lib.workflows.synthetic_setup import toy_image_tokenizer, toy_text_tokenizer
 
     config = A1Config.preset("tiny", state_dim=STATE_DIM, action_dim=ACTION_DIM, vocab_size=32)
-    stats = {k: {"mean": [0.0] * d, "std": [1.0] * d} for k, d in (("observation.state", STATE_DIM), ("action", ACTION_DIM))}
+    stats = {k: {"mean": [0.0] * d, "std": [1.0] * d}
+             for k, d in (("observation.state", STATE_DIM), ("action", ACTION_DIM))}
     norm = Normalizer(stats, ["observation.state", "action"], mode="identity")
     proc = A1Processor(config, toy_text_tokenizer(), norm, toy_image_tokenizer(config.image_size))
     return A1Policy(A1Model(config), proc, InferenceSettings(delta=5)).save_pretrained(tmp_path / "policy")

@@ -25,7 +25,8 @@ def test_the_figures_draw_given_frames(tmp_path):
     assert plot_imagined_grid(columns, 5, tmp_path / "grid.png").stat().st_size > 0
     frames = [(_frame(t), _frame(t + 1), None, None) for t in range(12)]
     picked = {"failure": ("ZipBag", 0, EpisodeResult("ZipBag", 7, False, 12, "open the bag", frames))}
-    out = plot_imagined_outcomes(picked, 5, tmp_path / "outcomes.png", "dynamic-a1_full, training seed 0", ["ZipBag"], 1)
+    out = plot_imagined_outcomes(picked, 5, tmp_path / "outcomes.png", "dynamic-a1_full, training seed 0",
+                                 ["ZipBag"], 1)
     assert out.stat().st_size > 0
 
 

@@ -4,13 +4,12 @@ import json
 
 import pytest
 import torch
+from eager_reference import eager_future_latent, eager_sample_actions, eager_velocity  # tests/eager_reference.py
 
 from a1lib.models import fused_sampler
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import A1Model, random_batch
 from a1lib.models.token_layout import action_layout, make_att_2d_masks, mask_for_plot
-from eager_reference import eager_future_latent, eager_sample_actions, eager_velocity  # tests/eager_reference.py
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -143,7 +142,8 @@ def test_action_loss_reaches_all_three_experts():
 
 def test_generation_none_has_no_generation_parameters():
     model = A1Model(tiny(generation="none"))
-    assert not [n for n, _ in model.named_parameters() if ".gen." in n or n.startswith(("history_embed", "future_head"))]
+    assert not [n for n, _ in model.named_parameters()
+                if ".gen." in n or n.startswith(("history_embed", "future_head"))]
     assert model.param_counts()["gen"] == 0
     b = random_batch(model.config, 2)
     del b["latent_hist"], b["latent_future"]

@@ -6,7 +6,6 @@ import torch
 from a1lib.models.configuration_a1 import A1Config
 from a1lib.models.modeling_a1 import A1Model, random_batch
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

@@ -7,7 +7,6 @@ import signal
 import threading
 
 import pytest
-
 from conftest import ROOT
 
 papermill = pytest.importorskip("papermill")

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -25,7 +24,8 @@ def _fresh_copy(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run(["git", "-c", "user.email=ci@a1", "-c", "user.name=ci", "commit", "-qm", "fresh"], cwd=dest, check=True)
+    subprocess.run(["git", "-c", "user.email=ci@a1", "-c", "user.name=ci", "commit", "-qm", "fresh"], cwd=dest,
+                   check=True)
 
 
 @pytest.mark.slow
@@ -45,7 +45,8 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
     dvc = [sys.executable, "-m", "dvc"]
     status = subprocess.run(dvc + ["status", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
     assert json.loads(status.stdout) == {}, status.stdout
-    metrics = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True, check=True)
+    metrics = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True,
+                             check=True)
     assert "experiments/eval/headline.json" in metrics.stdout  # the headline and ablation summaries are the metrics
     assert "experiments/eval/metrics.json" not in metrics.stdout
     table = subprocess.run(dvc + ["metrics", "show"], cwd=repo, env=env, capture_output=True, text=True, check=True)
@@ -87,13 +88,15 @@ def test_main_command_runs_the_ci_pipeline_from_a_fresh_copy(tmp_path):
     # scale-out at the ci preset: `a1 finetune` on two DDP processes (Lightning starts the second),
     # then the policy it exported evaluated in one process
     a1 = [sys.executable, "-m", "a1lib.workflows.cli"]
-    ddp = subprocess.run(a1 + ["finetune", "--devices", "2", "--steps", "6", "--out", str(tmp_path / "ddp"), "--no-progress"],
+    ddp = subprocess.run(a1 + ["finetune", "--devices", "2", "--steps", "6", "--out", str(tmp_path / "ddp"),
+                               "--no-progress"],
                          cwd=repo, env=env, capture_output=True, text=True)
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
     assert ddp.stdout.count("trained to step 6") == 1  # one report, from rank 0
     evaluated = subprocess.run(a1 + ["evaluate", "--policy", str(tmp_path / "ddp" / "policy"), "--reference", "",
                                      "--tasks", "ZipBag", "--episodes", "1", "--workers", "1", "--gifs-per-task", "0",
-                                     "--out", str(tmp_path / "ddp_eval")], cwd=repo, env=env, capture_output=True, text=True)
+                                     "--out", str(tmp_path / "ddp_eval")],
+                               cwd=repo, env=env, capture_output=True, text=True)
     assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
     assert json.loads((tmp_path / "ddp_eval" / "metrics.json").read_text())["rows"]["a1"]["overall"]["episodes"] == 1
 

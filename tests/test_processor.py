@@ -54,7 +54,8 @@ def test_batch_shapes_masks_and_contract(setup, processor):
     assert batch["has_future"].tolist() == [not r["future_is_pad"] for r in raw]
     # state / action normalised with the saved stats
     norm = processor.normalizer
-    np.testing.assert_allclose(batch["state"][0].numpy(), norm.normalize("observation.state", raw[0]["observation.state"]), rtol=1e-5)
+    np.testing.assert_allclose(batch["state"][0].numpy(),
+                               norm.normalize("observation.state", raw[0]["observation.state"]), rtol=1e-5)
     np.testing.assert_allclose(batch["actions"][2].numpy(), norm.normalize("action", raw[2]["action"]), rtol=1e-5)
     assert batch["action_is_pad"][2].tolist() == raw[2]["action_is_pad"].tolist()
     # human: no action, zero state, every action row padded

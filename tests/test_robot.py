@@ -13,8 +13,18 @@ import pytest
 from a1lib.constants import IMAGE, IMAGE_PAST, STATE
 from a1lib.policy_protocol import RandomPolicy
 from a1lib.robot import (
-    ChunkBroker, ControlConfig, ControlLoop, EStop, FeatureMapping, Robot, RobotError, SafetyConfig,
-    SafetyLayer, SimRobot, SimRobotConfig, make_lerobot_robot,
+    ChunkBroker,
+    ControlConfig,
+    ControlLoop,
+    EStop,
+    FeatureMapping,
+    Robot,
+    RobotError,
+    SafetyConfig,
+    SafetyLayer,
+    SimRobot,
+    SimRobotConfig,
+    make_lerobot_robot,
 )
 
 STATE_NAMES = ["x", "y", "yaw", "lift", "grip"]
@@ -186,7 +196,8 @@ def test_fuzzed_policy_outputs_never_leave_the_limits():
     s, b = result.safety, result.broker
     assert s.nonfinite > 0 and s.clipped > 0 and s.rate_limited > 0 and s.held > 0
     assert b.bad_chunks > 0 and b.errors > 0
-    print(f"\nfuzz: {len(policy.kinds)} policy answers, {len(spy.sent)} actions / {checked} values sent, all in limits; "
+    print(f"\nfuzz: {len(policy.kinds)} policy answers, {len(spy.sent)} actions / {checked} values sent, "
+          "all in limits; "
           f"held {s.held}, non-finite {s.nonfinite}, clipped {s.clipped}, rate-limited {s.rate_limited}, "
           f"bad chunks {b.bad_chunks}, errors {b.errors}")
 

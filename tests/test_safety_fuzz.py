@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from test_robot import Spy
 
 from a1lib.robot import ControlConfig, ControlLoop, SafetyConfig, SafetyLayer
 
@@ -272,25 +273,14 @@ READING_FAULTS = ("none", "nan", "inf", "absurd", "string", "number-string", "ar
                   "camera-shape")
 
 
-class FaultyReadings:
+class FaultyReadings(Spy):
     """Wraps a robot: with probability ``rate`` a step's observation carries one broken reading (the
-    kinds a driver can hand back), and counts the steps it broke. Everything else passes through."""
+    kinds a driver can hand back), and counts the steps it broke. Every action sent is kept (``Spy``)."""
 
     def __init__(self, robot, rng, rate=0.0, camera="front"):
-        self.robot, self.rng, self.rate, self.camera = robot, rng, rate, camera
+        super().__init__(robot)
+        self.rng, self.rate, self.camera = rng, rate, camera
         self.broken_steps, self.seen = 0, {f: 0 for f in READING_FAULTS}
-        self.sent: list[dict[str, float]] = []
-
-    def __getattr__(self, name):
-        return getattr(self.robot, name)
-
-    @property
-    def is_connected(self):
-        return self.robot.is_connected
-
-    def send_action(self, action):
-        self.sent.append(dict(action))
-        return self.robot.send_action(action)
 
     def get_observation(self):
         obs = self.robot.get_observation()

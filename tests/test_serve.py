@@ -233,8 +233,8 @@ def _free_port():
 
 def test_a1_serve_command_serves_openpi_clients():
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "a1lib.workflows.cli", "serve", "--port", str(port), "--policy", "random",
-                             "--seed", "7"],
+    proc = subprocess.Popen([sys.executable, "-m", "a1lib.workflows.cli", "serve", "--port", str(port),
+                             "--policy", "random", "--seed", "7"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "A1_API_KEY": ""})
     try:
         remote = RemotePolicy("127.0.0.1", port, connect_timeout_s=30)

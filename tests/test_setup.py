@@ -6,7 +6,6 @@ import sys
 import tomllib
 
 import yaml
-
 from conftest import ROOT
 
 
@@ -45,7 +44,8 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_cli_help_lists_every_registered_command():
-    out = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "--help"], capture_output=True, text=True,
+                         check=True)
     from a1lib.workflows.cli import COMMANDS
 
     for (group, name) in COMMANDS:
@@ -70,12 +70,14 @@ def test_every_registered_command_module_imports_and_has_the_contract():
 
 
 def test_cli_group_help_prints_the_group_and_usage_names_the_command():
-    top = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "--help"], capture_output=True, text=True, check=True)
+    top = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", "--help"], capture_output=True, text=True,
+                         check=True)
     assert top.stdout.startswith("usage: a1 [-h] <command>")
     from a1lib.workflows.cli import COMMANDS, GROUP_HELP
 
     for group in GROUP_HELP:
-        out = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", group, "--help"], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", "a1lib.workflows.cli", group, "--help"], capture_output=True,
+                             text=True)
         assert out.returncode == 0, out.stderr
         for (g, name) in COMMANDS:
             if g == group:

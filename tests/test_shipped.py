@@ -5,9 +5,9 @@ import json
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from a1lib import shipped
-from conftest import ROOT
 
 
 def test_the_shipped_policy_is_small_and_names_the_run_that_made_it():

@@ -119,7 +119,8 @@ def test_instruction_names_the_objects():
         env = make_env("SortParts", "sim")
         env.reset(seed=seed)
         sc = env.scene()
-        bins = [sim.COLOR_NAMES[c] for k, c in zip(sc["scene.kind"], sc["scene.color"]) if k == sim.KIND_NAMES.index("bin")]
+        bins = [sim.COLOR_NAMES[c] for k, c in zip(sc["scene.kind"], sc["scene.color"])
+                if k == sim.KIND_NAMES.index("bin")]
         assert len(bins) == 2 and all(b in env.instruction for b in bins), (env.instruction, bins)
         texts.add(env.instruction.replace(bins[0], "C").replace(bins[1], "C"))
         env = make_env("IngredientPicking", "sim")

@@ -23,7 +23,8 @@ from a1lib.train.tokenizers import train_image_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
-PALETTE = np.array([[220, 40, 40], [40, 160, 60], [40, 80, 220], [230, 200, 40], [240, 240, 240], [30, 30, 30]], np.uint8)
+PALETTE = np.array([[220, 40, 40], [40, 160, 60], [40, 80, 220], [230, 200, 40], [240, 240, 240], [30, 30, 30]],
+                   np.uint8)
 TINY = dict(block_out_channels=(8, 16, 16, 16), norm_num_groups=8, mid_attention=False)
 
 
@@ -33,7 +34,8 @@ def shapes_frames(n_episodes: int, frames_per_episode: int, size: int, seed: int
     frames, episodes = [], []
     for e in range(n_episodes):
         table = np.array([150, 120, 90]) + rng.integers(-20, 20, 3)
-        boxes = [(rng.integers(0, size - 8, 2), rng.integers(4, size // 2, 2), PALETTE[rng.integers(len(PALETTE))]) for _ in range(3)]
+        boxes = [(rng.integers(0, size - 8, 2), rng.integers(4, size // 2, 2), PALETTE[rng.integers(len(PALETTE))])
+                 for _ in range(3)]
         for t in range(frames_per_episode):
             img = np.empty((size, size, 3), np.uint8)
             img[:] = table
@@ -112,7 +114,8 @@ def test_same_seed_same_weights():
 
 def test_training_is_deterministic():
     frames, episodes = shapes_frames(6, 3, 16)
-    cfg = ImageTokenizerConfig(image_size=16, train_steps=4, batch_size=4, block_out_channels=(8, 8, 8, 8), mid_attention=False)
+    cfg = ImageTokenizerConfig(image_size=16, train_steps=4, batch_size=4, block_out_channels=(8, 8, 8, 8),
+                               mid_attention=False)
     (a, ma), (b, mb) = train_image_tokenizer(frames, cfg, episodes), train_image_tokenizer(frames, cfg, episodes)
     assert a.fingerprint() == b.fingerprint() and ma["psnr_heldout_db"] == mb["psnr_heldout_db"]
 
@@ -147,7 +150,8 @@ def test_save_load_round_trip(trained, tmp_path):
     tok, _, frames, _ = trained
     tok.save(tmp_path / "image")
     files = sorted(p.name for p in (tmp_path / "image").iterdir())
-    assert "diffusion_pytorch_model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    assert ("diffusion_pytorch_model.safetensors" in files
+            and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files))
     loaded = ImageTokenizer.load(tmp_path / "image")
     assert loaded.scaling_factor == tok.scaling_factor and loaded.shift_factor == tok.shift_factor
     assert loaded.fingerprint() == tok.fingerprint()
@@ -237,7 +241,8 @@ def test_text_tokenizer_save_load_and_determinism(text_tok, tmp_path):
     with pytest.raises(FileNotFoundError, match="a1 tokenizer train"):
         load_text_tokenizer(tmp_path / "missing")
     # the roles a saved policy records (policy.json "special_tokens") give the same tokenizer
-    roles = {"pad_token": "[PAD]", "eos_token": "[EOS]", "bos_token": "[BOS]", "unk_token": "[UNK]", "sep_token": "[SEP]"}
+    roles = {"pad_token": "[PAD]", "eos_token": "[EOS]", "bos_token": "[BOS]", "unk_token": "[UNK]",
+             "sep_token": "[SEP]"}
     assert load_text_tokenizer(path, roles)(texts)["input_ids"] == loaded(texts)["input_ids"]
 
 
@@ -276,7 +281,8 @@ def test_tokenizer_summary_is_a_few_numbers():
 
     metrics = {"psnr_heldout_db": 23.7, "psnr_objects_heldout_db": 17.2, "train_seconds": 225.1, "fingerprint": "a4",
                "latent_shape": [4, 8, 8], "config": {"image": {"mid_attention": True}}, "psnr_train_db": float("nan")}
-    assert tokenizer_summary(metrics) == {"psnr_heldout_db": 23.7, "psnr_objects_heldout_db": 17.2, "train_seconds": 225.1}
+    assert tokenizer_summary(metrics) == {"psnr_heldout_db": 23.7, "psnr_objects_heldout_db": 17.2,
+                                          "train_seconds": 225.1}
     assert tokenizer_summary({"psnr_heldout_db": None, "train_seconds": 1}) == {"train_seconds": 1.0}
 
 
@@ -292,7 +298,8 @@ def test_tokenizer_train_and_encode_commands(tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text(
         "preset: t\npresets:\n  t:\n    tokenizer:\n      text_vocab_size: 512\n"
-        "      image: {image_size: 16, train_steps: 3, batch_size: 4, block_out_channels: [8, 8, 8, 8], mid_attention: false}\n"
+        "      image: {image_size: 16, train_steps: 3, batch_size: 4, block_out_channels: [8, 8, 8, 8], "
+        "mid_attention: false}\n"
     )
     out, latents = tmp_path / "artifacts" / "tokenizer", tmp_path / "artifacts" / "latents"
     assert main(["tokenizer", "train", "--params", str(params), "--data", str(data), "--out", str(out)]) == 0
@@ -302,7 +309,8 @@ def test_tokenizer_train_and_encode_commands(tmp_path, capsys):
     assert (out / "image" / "image_tokenizer.json").exists()
     assert isinstance(load_text_tokenizer(out / "text"), PreTrainedTokenizerFast)
     summary = json.loads((out / "summary.json").read_text())  # the DVC metrics file: the numbers to compare
-    assert set(summary) <= {"psnr_heldout_db", "psnr_objects_heldout_db", "train_seconds"} and "train_seconds" in summary
+    assert (set(summary) <= {"psnr_heldout_db", "psnr_objects_heldout_db", "train_seconds"}
+            and "train_seconds" in summary)
     assert summary["psnr_heldout_db"] == metrics["psnr_heldout_db"]
 
     assert "image tokenizer: step 3/3 (100%) | loss " in capsys.readouterr().out  # plain lines: not a terminal

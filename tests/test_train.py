@@ -212,7 +212,8 @@ def test_clear_errors_before_training(setup, tmp_path):
     wrong = toy_model_config(action_dim=5)
     with pytest.raises(ProcessorError, match=r"action_dim=5|'action' have shape \(3,\), the model expects \(5,\)"):
         fit(wrong, small_cfg(), setup.datasets, processor_for(setup, wrong), tmp_path / "run2", progress=False)
-    with pytest.raises(ValueError, match="random, frozen vision path"):  # a fresh model cannot freeze what it never learned
+    # a fresh model cannot freeze what it never learned
+    with pytest.raises(ValueError, match="random, frozen vision path"):
         fit(setup.config, small_cfg(freeze_vision=True), setup.datasets, proc, tmp_path / "run3", progress=False)
     assert not (tmp_path / "run3").exists()
 
@@ -220,8 +221,8 @@ def test_clear_errors_before_training(setup, tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "a1lib.workflows.synthetic_setup", "--out", str(out), "--steps", "24", "--checkpoint-every", "3",
-           "--step-sleep", "0.25"]
+    cmd = [sys.executable, "-m", "a1lib.workflows.synthetic_setup", "--out", str(out), "--steps", "24",
+           "--checkpoint-every", "3", "--step-sleep", "0.25"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     last = out / "checkpoints" / "last.ckpt"

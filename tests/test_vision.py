@@ -91,4 +91,5 @@ def test_pretrain_vision_then_load_and_freeze(tmp_path, quick_artifacts):
     trainable = {n for n, p in model.vision.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("projector.") for n in trainable)
     with pytest.raises(ValueError, match="another model config"):
-        load_vision(A1Model(A1Config.preset("tiny", image_size=64, vocab_size=512, grounding_dim=16)), tmp_path / "vision")
+        load_vision(A1Model(A1Config.preset("tiny", image_size=64, vocab_size=512, grounding_dim=16)),
+                    tmp_path / "vision")

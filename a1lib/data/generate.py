@@ -76,10 +76,12 @@ def scene_name(name: str) -> str:
 
 def dataset_features(api: SimAPI, source: str, image_size: int) -> dict[str, dict[str, Any]]:
     feats: dict[str, dict[str, Any]] = {
-        "observation.image": {"dtype": "image", "shape": [image_size, image_size, 3], "names": ["height", "width", "channels"]},
+        "observation.image": {"dtype": "image", "shape": [image_size, image_size, 3],
+                              "names": ["height", "width", "channels"]},
     }
     if source != "human":
-        feats["observation.state"] = {"dtype": "float32", "shape": [len(api.state_names)], "names": list(api.state_names)}
+        feats["observation.state"] = {"dtype": "float32", "shape": [len(api.state_names)],
+                                      "names": list(api.state_names)}
         feats["action"] = {"dtype": "float32", "shape": [len(api.action_names)], "names": list(api.action_names)}
     for name, spec in api.scene_features.items():
         if isinstance(spec, dict):
@@ -93,7 +95,8 @@ def dataset_features(api: SimAPI, source: str, image_size: int) -> dict[str, dic
 def _record_job(job: tuple) -> dict[str, Any]:
     """Worker: one expert rollout -> plain dict of arrays (runs in a child process)."""
     record, task, domain, seed, image_size, dart_noise = job
-    rec = record(task, domain, seed, image_size, dart_noise=dart_noise) if dart_noise > 0 else record(task, domain, seed, image_size)
+    rec = (record(task, domain, seed, image_size, dart_noise=dart_noise) if dart_noise > 0
+           else record(task, domain, seed, image_size))
     return {
         "success": bool(rec.success),
         "instruction": str(rec.instruction),
@@ -138,7 +141,8 @@ def generate_source(cfg: DataGenConfig, source: str, out: Path, api: SimAPI, poo
                 kept, next_index = 0, 0
                 while kept < n_per_task:
                     if next_index >= MAX_ATTEMPTS_PER_EPISODE * n_per_task:
-                        raise DatasetError(f"{source}/{task}: expert succeeded {kept} times in {next_index} seeds; giving up")
+                        raise DatasetError(f"{source}/{task}: expert succeeded {kept} times in {next_index} seeds; "
+                                           "giving up")
                     # One batch of exactly the missing count, consumed in index order: the kept
                     # seeds are the first n successes, whatever the number of workers.
                     dart = cfg.dart_noise if source != "human" else 0.0

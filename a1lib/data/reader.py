@@ -113,7 +113,8 @@ def read_parquet(path: Path) -> pa.Table:
         raise DatasetError(f"{path}: corrupt parquet ({e})") from e
 
 
-def decode_image(cell: dict[str, Any] | None, root: Path, where: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def decode_image(cell: dict[str, Any] | None, root: Path, where: str,
+                 shape: tuple[int, ...] | None = None) -> np.ndarray:
     """A datasets.Image struct {bytes, path} -> uint8 (H, W, 3), checked against ``shape``."""
     if cell is None:
         raise DatasetError(f"{where}: image is null")
@@ -197,7 +198,8 @@ def check_episode_row(e: dict[str, Any], where: str, video_keys: list[str]) -> N
     for key, positive in EPISODE_COUNTS.items():
         if key in e:
             e[key] = as_count(e[key], key, where, positive)
-    if "tasks" in e and not (isinstance(e["tasks"], list) and e["tasks"] and all(isinstance(t, str) for t in e["tasks"])):
+    if "tasks" in e and not (isinstance(e["tasks"], list) and e["tasks"]
+                             and all(isinstance(t, str) for t in e["tasks"])):
         raise DatasetError(f"{where}: tasks must be a list of strings, got {e['tasks']!r}")
     for key in video_keys:
         for c in ("chunk_index", "file_index"):
@@ -234,7 +236,8 @@ class LeRobotDataset:
             raise DatasetError(f"{info_path}: missing field(s) {missing}")
         self.version = self.info["codebase_version"]
         if self.version not in SUPPORTED_VERSIONS:
-            raise DatasetError(f"{info_path}: codebase_version {self.version!r} is not supported (need one of {SUPPORTED_VERSIONS})")
+            raise DatasetError(f"{info_path}: codebase_version {self.version!r} is not supported "
+                               f"(need one of {SUPPORTED_VERSIONS})")
         self.fps = as_count(self.info["fps"], "fps", info_path, positive=True, most=MAX_FPS)
         try:
             self.features: dict[str, dict[str, Any]] = check_features(self.info["features"])
@@ -296,7 +299,8 @@ class LeRobotDataset:
         if "task_index" not in tasks_table.column_names:
             raise DatasetError(f"{tasks_path}: no task_index column")
         df = tasks_table.to_pandas()
-        tasks = self._tasks_in_order([(tasks_path, i, t) for i, t in zip(df["task_index"].tolist(), df.index)], tasks_path)
+        tasks = self._tasks_in_order([(tasks_path, i, t) for i, t in zip(df["task_index"].tolist(), df.index)],
+                                     tasks_path)
         ep_files = sorted((meta / "episodes").glob("chunk-*/file-*.parquet"))
         if not ep_files:
             raise DatasetError(f"{meta / 'episodes'}: no episode metadata files")
@@ -308,15 +312,18 @@ class LeRobotDataset:
             nulls = [c for c in required if c in t.column_names and t.column(c).null_count]
             if missing or nulls:
                 raise DatasetError(f"{f}: " + "; ".join(
-                    ([f"missing column(s) {missing}"] if missing else []) + ([f"null values in {nulls}"] if nulls else [])))
+                    ([f"missing column(s) {missing}"] if missing else [])
+                    + ([f"null values in {nulls}"] if nulls else [])))
             for e in t.to_pylist():
                 where = f"{f}: episode {e['episode_index']!r}"
                 check_episode_row(e, where, self.video_keys)
                 episodes.append((where, e))
-        episodes = sorted(((w, e) for w, e in episodes if e["episode_index"] < n_eps), key=lambda we: we[1]["episode_index"])
+        episodes = sorted(((w, e) for w, e in episodes if e["episode_index"] < n_eps),
+                          key=lambda we: we[1]["episode_index"])
         wheres, episodes = [w for w, _ in episodes], [e for _, e in episodes]
         if [e["episode_index"] for e in episodes] != list(range(n_eps)):
-            raise DatasetError(f"{meta / 'episodes'}: has episodes {[e['episode_index'] for e in episodes][:10]}..., meta/info.json says {n_eps}")
+            raise DatasetError(f"{meta / 'episodes'}: has episodes {[e['episode_index'] for e in episodes][:10]}..., "
+                               f"meta/info.json says {n_eps}")
         tables, files, seen = [], [], set()
         for e in episodes:
             pos = (e["data/chunk_index"], e["data/file_index"])
@@ -358,12 +365,14 @@ class LeRobotDataset:
         if len(rows) != n_eps:
             raise DatasetError(f"{meta / 'episodes.jsonl'}: {len(rows)} episodes, meta/info.json says {n_eps}")
         if [r["episode_index"] for _, r in rows] != list(range(n_eps)):
-            raise DatasetError(f"{meta / 'episodes.jsonl'}: has episodes {[r['episode_index'] for _, r in rows][:10]}..., "
+            raise DatasetError(f"{meta / 'episodes.jsonl'}: has episodes "
+                               f"{[r['episode_index'] for _, r in rows][:10]}..., "
                                f"expected 0..{n_eps - 1}, each once")
         stats_path = meta / "episodes_stats.jsonl"
         ep_stats = {}
         for where, r in read_jsonl(stats_path, required=("episode_index", "stats")) if stats_path.exists() else []:
-            ep_stats[as_count(r["episode_index"], "episode_index", where)] = check_stats(r["stats"], where, self.features)
+            ep_stats[as_count(r["episode_index"], "episode_index", where)] = check_stats(r["stats"], where,
+                                                                                         self.features)
         chunks_size = as_count(self.info.get("chunks_size", 1000), "chunks_size", meta / "info.json", positive=True)
         episodes, tables, files, start = [], [], [], 0
         for _, r in rows:
@@ -394,7 +403,8 @@ class LeRobotDataset:
                 if spec["dtype"] == "video":
                     continue
                 if key not in table.column_names:
-                    raise DatasetError(f"{path}: feature {key!r} of meta/info.json has no column (columns: {table.column_names})")
+                    raise DatasetError(f"{path}: feature {key!r} of meta/info.json has no column "
+                                       f"(columns: {table.column_names})")
                 col = table.column(key)
                 want = datasets.Features({key: hf_feature(spec)}).arrow_schema.field(key).type
                 # Array2D/3D types compare equal whatever their shapes: compare the shapes themselves,
@@ -485,14 +495,15 @@ class LeRobotDataset:
             raise DatasetError(f"{self.root / 'data'}: column 'index' is not 0..{n_frames - 1} in order")
         self.episode_of = self.columns["episode_index"].astype(np.int64)  # (N,)
         if self.episodes and self.episodes[-1]["dataset_to_index"] != n_frames:
-            raise DatasetError(f"{self.root}: episodes cover {self.episodes[-1]['dataset_to_index']} frames, meta/info.json says {n_frames}")
+            raise DatasetError(f"{self.root}: episodes cover {self.episodes[-1]['dataset_to_index']} frames, "
+                               f"meta/info.json says {n_frames}")
         for e in self.episodes:  # _check_episodes: they tile 0..n_frames
             lo, hi = e["dataset_from_index"], e["dataset_to_index"]
             wrong = self.episode_of[lo:hi] != e["episode_index"]
             if wrong.any():
                 i = lo + _first_bad(wrong)
-                raise DatasetError(f"{self.file_of(i)}: episode_index {self.episode_of[i]} at frame {i}, but the episodes "
-                                   f"table puts rows {lo}:{hi} in episode {e['episode_index']}")
+                raise DatasetError(f"{self.file_of(i)}: episode_index {self.episode_of[i]} at frame {i}, "
+                                   f"but the episodes table puts rows {lo}:{hi} in episode {e['episode_index']}")
         task_index = self.columns["task_index"]
         bad = (task_index < 0) | (task_index >= len(self.tasks))
         if bad.any():
@@ -534,7 +545,8 @@ class LeRobotDataset:
                 try:
                     stats[key] = aggregate_stats(eps)
                 except ValueError as e:  # per-episode stats of different shapes
-                    raise DatasetError(f"{self._episode_where[0]}: per-episode stats of {key!r} do not combine ({e})") from None
+                    raise DatasetError(f"{self._episode_where[0]}: per-episode stats of {key!r} "
+                                       f"do not combine ({e})") from None
         if self.version != "v2.1" or not stats:  # v2.1 has no stats.json: aggregating is its normal way
             source = "the per-episode stats" if stats else "nothing: there are no per-episode stats either"
             self.stats_note = f"{path} is missing: stats aggregated from {source}"
@@ -567,7 +579,8 @@ class LeRobotDataset:
             column = self.hf.data.table.column(key)
             cells = [column[int(i)].as_py() for i in idx]  # O(1) per row; take() copies the whole column
             shape = tuple(self.features[key]["shape"])
-            return np.stack([decode_image(c, self.root, f"{self.file_of(i)} {key}[{i}]", shape) for c, i in zip(cells, idx)])
+            return np.stack([decode_image(c, self.root, f"{self.file_of(i)} {key}[{i}]", shape)
+                             for c, i in zip(cells, idx)])
         return self._video_frames(key, idx)
 
     def _video_frames(self, key: str, idx: np.ndarray) -> np.ndarray:
@@ -582,7 +595,8 @@ class LeRobotDataset:
         for path, ns in groups.items():
             frames = decode_frames(path, times[ns].tolist(), self.video_tolerance_s)
             if frames.shape[1:] != shape:
-                raise DatasetError(f"{path}: frames are {list(frames.shape[1:])}, meta/info.json declares {list(shape)}")
+                raise DatasetError(f"{path}: frames are {list(frames.shape[1:])}, "
+                                   f"meta/info.json declares {list(shape)}")
             for n, f in zip(ns, frames):
                 out[n] = f
         return np.stack(out)
@@ -621,8 +635,8 @@ class LeRobotDataset:
                 if np.any(err > self.video_tolerance_s):
                     first = float(want[np.argmax(err > self.video_tolerance_s)])
                     raise DatasetError(f"{path}: no frame within {self.video_tolerance_s:.4f} s of t={first:.3f} s "
-                                       f"({len(have)} frames decoded, last at {have[-1]:.3f} s): the file is cut or shorter "
-                                       "than its episodes table says")
+                                       f"({len(have)} frames decoded, last at {have[-1]:.3f} s): "
+                                       "the file is cut or shorter than its episodes table says")
                 checked += len(want)
         return checked
 

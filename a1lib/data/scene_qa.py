@@ -114,7 +114,8 @@ def typed_qa_pairs(
     rng = np.random.default_rng(rng)
     kinds_v, colors_v = _vocab(kind_names, color_names)
     band_half, table_radius = _geometry()
-    kind, color, pose = _get(scene, "kind").reshape(-1), _get(scene, "color").reshape(-1), _get(scene, "pose").reshape(-1, 3)
+    kind, color, pose = (_get(scene, "kind").reshape(-1), _get(scene, "color").reshape(-1),
+                         _get(scene, "pose").reshape(-1, 3))
     held = int(_get(scene, "held").reshape(-1)[0])
     try:
         motion = _get(scene, "motion").reshape(-1)
@@ -157,7 +158,8 @@ def typed_qa_pairs(
     conveyors = by_kind.get("conveyor", [])
     if conveyors:
         belt_y = pose[conveyors[0], 1]
-        on_belt = [i for i in by_kind.get("parcel", []) if i != held and abs(pose[i, 1] - belt_y) <= band_half and cname[i]]
+        on_belt = [i for i in by_kind.get("parcel", [])
+                   if i != held and abs(pose[i, 1] - belt_y) <= band_half and cname[i]]
         if len(on_belt) == 1:
             pairs.append((*phrase("color_on_belt"), cname[on_belt[0]]))
 

@@ -17,9 +17,11 @@ STATE_DIM, ACTION_DIM, MAX_OBJECTS = 4, 3, 5
 
 
 def synthetic_features(image_size: int = 16, camera: str = "image", human: bool = False) -> dict:
-    feats = {"observation.image": {"dtype": camera, "shape": [image_size, image_size, 3], "names": ["height", "width", "channels"]}}
+    feats = {"observation.image": {"dtype": camera, "shape": [image_size, image_size, 3],
+                                   "names": ["height", "width", "channels"]}}
     if not human:
-        feats["observation.state"] = {"dtype": "float32", "shape": [STATE_DIM], "names": [f"s{i}" for i in range(STATE_DIM)]}
+        feats["observation.state"] = {"dtype": "float32", "shape": [STATE_DIM],
+                                      "names": [f"s{i}" for i in range(STATE_DIM)]}
         feats["action"] = {"dtype": "float32", "shape": [ACTION_DIM], "names": [f"a{i}" for i in range(ACTION_DIM)]}
     feats["scene.kind"] = {"dtype": "int64", "shape": [MAX_OBJECTS], "names": None}
     feats["scene.pose"] = {"dtype": "float32", "shape": [MAX_OBJECTS, 3], "names": None}

@@ -109,7 +109,8 @@ def decode_frames(path: str | Path, timestamps: list[float], tolerance: float) -
     err = np.abs(times_arr[nearest] - want)
     if np.any(err > tolerance):
         bad = float(want[err.argmax()])
-        raise DatasetError(f"{path}: no frame within {tolerance:.4f} s of t={bad:.4f} s (video shorter than its episodes table says?)")
+        raise DatasetError(f"{path}: no frame within {tolerance:.4f} s of t={bad:.4f} s "
+                           "(video shorter than its episodes table says?)")
     return np.stack([frames[i] for i in nearest])
 
 

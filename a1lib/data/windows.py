@@ -34,7 +34,7 @@ class WindowedDataset:
     def __init__(
         self,
         ds: LeRobotDataset,
-        delta: int = 5,
+        delta: int,  # the history / future offset in frames: the training config's (the exported policy owns it)
         horizon: int = 10,
         source: str | None = None,
         image_key: str = IMAGE,
@@ -102,7 +102,8 @@ class Normalizer:
 
     MODES = ("mean_std", "min_max", "quantile", "identity")
 
-    def __init__(self, stats: dict[str, dict[str, Any]], keys: list[str] | tuple[str, ...], mode: str = "mean_std", eps: float = 1e-6):
+    def __init__(self, stats: dict[str, dict[str, Any]], keys: list[str] | tuple[str, ...], mode: str = "mean_std",
+                 eps: float = 1e-6):
         if mode not in self.MODES:
             raise ValueError(f"Normalizer mode {mode!r} unknown; use one of {self.MODES}")
         self.mode, self.eps, self.keys = mode, float(eps), list(keys)

@@ -122,7 +122,8 @@ class LeRobotWriter:
         self.video_pos = {k: (0, 0) for k in self.video_keys}
         self.video_enc: dict[str, Any] = {}
         self.values: dict[str, list[np.ndarray]] = {k: [] for k in self.numeric_keys}  # for exact stats
-        self.visual_episode_stats: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in self.image_keys + self.video_keys}
+        self.visual_episode_stats: dict[str, list[dict[str, np.ndarray]]] = {
+            k: [] for k in self.image_keys + self.video_keys}
         self.finalized = False
 
     # ---------------------------------------------------------------- frames and episodes
@@ -132,7 +133,8 @@ class LeRobotWriter:
             raise DatasetError(f"{self.root}: writer already finalized")
         extra = sorted(set(frame) - set(self.user_keys) - {"timestamp"})
         if extra:
-            raise DatasetError(f"frame has unknown key(s) {extra}; features are {self.user_keys} (the writer fills {list(DEFAULT_FEATURES)})")
+            raise DatasetError(f"frame has unknown key(s) {extra}; features are {self.user_keys} "
+                               f"(the writer fills {list(DEFAULT_FEATURES)})")
         missing = [k for k in self.user_keys if k not in frame]
         if missing:
             raise DatasetError(f"frame {len(self.buffer)} is missing feature(s) {missing}")
@@ -204,7 +206,8 @@ class LeRobotWriter:
         if self.finalized:
             return self.root
         if self.buffer:
-            raise DatasetError(f"finalize: {len(self.buffer)} frame(s) added but not saved (call save_episode or clear_episode)")
+            raise DatasetError(f"finalize: {len(self.buffer)} frame(s) added but not saved "
+                               "(call save_episode or clear_episode)")
         if not self.episodes:
             raise DatasetError(f"finalize: {self.root} has no episodes")
         self._flush_data()
@@ -321,7 +324,8 @@ class LeRobotWriter:
     def _write_meta(self) -> None:
         d, fs = self.dir, self.durable
         episodes = pa.Table.from_pylist(self.episodes)
-        atomic_write(d / EPISODES_PATH.format(chunk_index=0, file_index=0), lambda p: pq.write_table(episodes, p), fsync=fs)
+        atomic_write(d / EPISODES_PATH.format(chunk_index=0, file_index=0), lambda p: pq.write_table(episodes, p),
+                     fsync=fs)
         # Unnamed index, as LeRobot writes it: raw pyarrow sees the strings as `__index_level_0__`.
         # Object dtype keeps it `string` (pandas 3 would default to `large_string`).
         tasks = pd.DataFrame({"task_index": list(self.tasks.values())}, index=pd.Index(list(self.tasks), dtype=object))

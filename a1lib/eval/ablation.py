@@ -17,8 +17,8 @@ no pretraining steps: that is the ablation.
 ``run`` trains the seeds in parallel processes (one torch thread each: on a 2-core machine two
 single-threaded runs do ~1.25x the samples/s of one two-threaded run) and evaluates every seed's
 policy in the lab domain (the speed sweep of the swept variants is its own stage, ``a1 ablation
-sweep``). ``RunLayout`` is where a run keeps its files. ``OUT/metrics.json`` holds per-seed and pooled success with 95% Wilson
-intervals, the held-out action loss of each fine-tuning run, and for models that imagine, the
+sweep``). ``RunLayout`` is where a run keeps its files. ``OUT/metrics.json`` holds per-seed and pooled success
+with 95% Wilson intervals, the held-out action loss of each fine-tuning run, and for models that imagine, the
 future-latent error against "the future equals now". A killed ``train`` resumes from its
 ``last.ckpt``; a finished one drops its optimizer checkpoints (the exported ``policy/`` is what the
 evaluation needs).
@@ -52,7 +52,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             model={"generation": "none"}, sweep=True),
     Variant("no_future_loss", "history latents kept, no future-prediction loss",
             model={"generation": "no_future_loss"}, sweep=True),
-    Variant("no_pretrain", "no robot-data pretraining: fine-tuned on the same lab demos from the vision stage's weights only", pretrain_sources=()),
+    Variant("no_pretrain", "no robot-data pretraining: fine-tuned on the same lab demos "
+            "from the vision stage's weights only", pretrain_sources=()),
     Variant("data_sim", "pretrained on sim only", pretrain_sources=("sim",)),
     Variant("data_sim_human", "pretrained on sim + human video", pretrain_sources=("sim", "human")),
     Variant("data_sim_lab", "pretrained on sim + lab", pretrain_sources=("sim", "lab")),
@@ -74,7 +75,8 @@ class TaskGroup:
         self.tasks, self.seeds = tuple(self.tasks), tuple(int(s) for s in self.seeds)
         unknown = [t for t in self.tasks if t not in TASKS]
         if not self.tasks or unknown:
-            raise ValueError(f"tasks must be a non-empty list of task names, got {list(self.tasks)}; have {list(TASKS)}")
+            raise ValueError(f"tasks must be a non-empty list of task names, got {list(self.tasks)}; "
+                             f"have {list(TASKS)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and non-empty, got {list(self.seeds)}")
         for name in ("pretrain_steps", "finetune_steps", "episodes"):

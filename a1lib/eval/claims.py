@@ -41,14 +41,16 @@ class Claim:
 
 CLAIMS = (
     Claim("foresight beats a pi0-style policy on dynamic tasks", "dynamic", "a1_full", "pi0_style", None,
-          (80.0 + 93.3) / 2, (46.7 + 40.0) / 2, "ablation w/o generation expert: Express Sorting 80->46.7, Ingredient Picking 93.3->40.0"),
+          (80.0 + 93.3) / 2, (46.7 + 40.0) / 2,
+          "ablation w/o generation expert: Express Sorting 80->46.7, Ingredient Picking 93.3->40.0"),
     Claim("removing the generation expert costs ~19 points", "all", "a1_full", "pi0_style", None,
           77.0, 57.6, "12-task ablation average"),
     Claim("imagining the future, not just seeing the past frame, helps on dynamic tasks", "dynamic", "a1_full",
           "no_future_loss", None, None, None, "not in the paper (our extra ablation)"),
     Claim("without pretraining performance collapses", "dynamic", "a1_full", "no_pretrain", None, 77.0, 25.4,
           "12-task ablation average (ours: on the dynamic tasks)"),
-    Claim("sim + real + human pretraining beats sim alone", "static", "a1_full", "data_sim", ("PlaceFlower", "SortParts"),
+    Claim("sim + real + human pretraining beats sim alone", "static", "a1_full", "data_sim",
+          ("PlaceFlower", "SortParts"),
           (60.0 + 53.3) / 2, (53.3 + 33.3) / 2, "pretraining-data ablation, Place Flower and Sort Parts"),
     Claim("adding human video to sim pretraining helps", "static", "data_sim_human", "data_sim", ("SortParts",),
           40.0, 33.3, "pretraining-data ablation, Sort Parts"),

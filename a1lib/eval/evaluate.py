@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 
 from a1lib.data.seeds import eval_seed, validation_seed
 from a1lib.eval.gif import write_gif
-from a1lib.eval.stats import Rate, numbers
 from a1lib.eval.rollout import ExpertPolicy, run_episode
+from a1lib.eval.stats import Rate, numbers
 from a1lib.models.policy_a1 import A1Policy
 from a1lib.models.privileged import PrivilegedPolicy, is_privileged_policy
 from a1lib.policy_protocol import RandomPolicy, inference_settings
@@ -283,7 +283,8 @@ class ReplanSweepConfig:
 
     intervals: tuple[int, ...] = (1, 2, 5, 10)
     episodes: int = 10  # per task and interval, on the validation seeds
-    noise_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # A1 sampling noise, at the policy's replan interval: how finetune.noise_scale was chosen
+    # A1 sampling noise, at the policy's replan interval: how finetune.noise_scale was chosen
+    noise_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
 
 
 def _by_setting(keys: list[str], blocks: list[dict]) -> tuple[dict, dict]:

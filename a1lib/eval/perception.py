@@ -104,11 +104,13 @@ def token_probe_errors(policy: Any, train: list[EpisodeRecord], test: list[Episo
         if m_tr.sum() < 10 or m_te.sum() < 5:
             continue
         X = x_tr[m_tr]
-        w = np.linalg.solve(X.T @ X + ridge * len(X) * np.eye(X.shape[1]), X.T @ (y_tr[m_tr, k] - y_tr[m_tr, k].mean(0)))
+        w = np.linalg.solve(X.T @ X + ridge * len(X) * np.eye(X.shape[1]),
+                            X.T @ (y_tr[m_tr, k] - y_tr[m_tr, k].mean(0)))
         pred = x_te[m_te] @ w + y_tr[m_tr, k].mean(0)
         err = np.linalg.norm(pred - y_te[m_te, k], axis=-1) * config.image_size
         base = np.linalg.norm(y_te[m_te, k] - y_tr[m_tr, k].mean(0), axis=-1) * config.image_size
-        out[name] = {"error_px": float(err.mean()), "mean_baseline_px": float(base.mean()), "test_frames": int(m_te.sum())}
+        out[name] = {"error_px": float(err.mean()), "mean_baseline_px": float(base.mean()),
+                     "test_frames": int(m_te.sum())}
     return out
 
 
@@ -147,7 +149,8 @@ def future_errors(policy: Any, records: list[EpisodeRecord], every: int = 2) -> 
     for task, d in per_task.items():
         mse, copy = float(np.mean(d["mse"])), float(np.mean(d["copy"]))
         out[task] = {"latent_mse": mse, "latent_mse_copy": copy, "reduction_vs_copy": 1.0 - mse / max(copy, 1e-12),
-                     "psnr_objects_db": float(np.mean(d["psnr"])), "psnr_objects_copy_db": float(np.mean(d["psnr_copy"])),
+                     "psnr_objects_db": float(np.mean(d["psnr"])),
+                     "psnr_objects_copy_db": float(np.mean(d["psnr_copy"])),
                      "frames": len(d["mse"])}
     return out
 

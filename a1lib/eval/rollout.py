@@ -76,7 +76,8 @@ def run_episode(env: Any, policy: Any, seed: int, record: bool = False) -> Episo
         if chunk.ndim != 2 or chunk.shape[1] != low.shape[0] or not len(chunk):
             raise ValueError(f"policy returned actions of shape {chunk.shape}, expected (H, {low.shape[0]})")
         if not np.isfinite(chunk).all():
-            raise ValueError(f"policy returned non-finite actions at step {steps} of {env.unwrapped.task_name} seed {seed}")
+            raise ValueError(f"policy returned non-finite actions at step {steps} of {env.unwrapped.task_name} "
+                             f"seed {seed}")
         n = len(chunk) if replan_every is None else max(1, min(int(replan_every), len(chunk)))
         imagined = out.get("imagined")
         for k in range(n):

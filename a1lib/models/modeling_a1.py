@@ -306,7 +306,8 @@ class A1Model(nn.Module):
         n0, n1 = layout.segments["prefix"].stop, layout.segments[upto].stop
         if not groups:
             return [], cache
-        return self.run_experts(groups, layout.att_2d()[:, None, n0:n1, :n1], layout.position_ids()[:, n0:n1], past=cache)
+        return self.run_experts(groups, layout.att_2d()[:, None, n0:n1, :n1], layout.position_ids()[:, n0:n1],
+                                past=cache)
 
     def suffix_velocity(self, cache, state_in, x_t, t, mask, position_ids) -> torch.Tensor:
         """Velocity (B, H, A) of the flow at (x_t, t): the suffix (state + H action tokens) alone
@@ -382,7 +383,8 @@ class A1Model(nn.Module):
         has_ground = torch.zeros(B, dtype=torch.bool, device=dev)
         if ground_logits is not None and ground_logits.requires_grad and c.lambda_ground > 0 and points is not None:
             has_ground = batch["ground_valid"].flatten(1).any(1)
-            loss_ground = torch.where(has_ground, grounding_loss(ground_logits, points, batch["ground_valid"]), loss_ground)
+            loss_ground = torch.where(has_ground, grounding_loss(ground_logits, points, batch["ground_valid"]),
+                                      loss_ground)
 
         loss_und = torch.zeros(B, device=dev, dtype=v.dtype)
         has_qa = torch.zeros(B, dtype=torch.bool, device=dev)
@@ -436,7 +438,8 @@ class A1Model(nn.Module):
         tokens = torch.zeros(B, 0, dtype=torch.long, device=image.device)
         for _ in range(n):
             a_tok = torch.cat([tokens, tokens.new_zeros(B, 1)], 1)  # the last one is a placeholder
-            logits = self._answer_logits(image_tokens, q_tokens, q_mask, a_tok, torch.ones_like(a_tok, dtype=torch.bool))
+            logits = self._answer_logits(image_tokens, q_tokens, q_mask, a_tok,
+                                         torch.ones_like(a_tok, dtype=torch.bool))
             tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], 1)
         return tokens
 
@@ -554,7 +557,8 @@ class A1Model(nn.Module):
                   for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
         if missing or unexpected or shapes:
             parts = []
-            for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+            for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                                 ("shape mismatches", shapes)):
                 if items:
                     more = f" (+{len(items) - 10} more)" if len(items) > 10 else ""
                     parts.append(f"{title} ({len(items)}): {items[:10]}{more}")
@@ -588,7 +592,8 @@ def validate_batch(config: A1Config, batch: dict[str, Any], mode: str) -> None:
             raise ValueError(f"batch['{k}']: expected a torch.Tensor, got {type(v).__name__}")
     image = batch["image"]
     if image.ndim != 4:
-        raise ValueError(f"batch['image']: expected shape (B, 3, {c.image_size}, {c.image_size}), got {tuple(image.shape)}")
+        raise ValueError(f"batch['image']: expected shape (B, 3, {c.image_size}, {c.image_size}), "
+                         f"got {tuple(image.shape)}")
     B = image.shape[0]
 
     def check(key, shape, dtype_kind=None, finite=False):
@@ -611,7 +616,8 @@ def validate_batch(config: A1Config, batch: dict[str, Any], mode: str) -> None:
 
     check("image", (B, 3, c.image_size, c.image_size), "float", finite=True)
     if image.min() < 0 or image.max() > 1:
-        raise ValueError(f"batch['image']: expected values in [0, 1], got [{float(image.min()):.3g}, {float(image.max()):.3g}]")
+        raise ValueError(f"batch['image']: expected values in [0, 1], "
+                         f"got [{float(image.min()):.3g}, {float(image.max()):.3g}]")
     L = batch["lang_tokens"].shape[1] if batch["lang_tokens"].ndim == 2 else -1
     check("lang_tokens", (B, L), "long")
     check("lang_mask", (B, L), "bool")
@@ -622,7 +628,8 @@ def validate_batch(config: A1Config, batch: dict[str, Any], mode: str) -> None:
         raise ValueError(f"batch['lang_mask']: empty instruction (no real token) in sample(s) {empty}")
     tok = batch["lang_tokens"]
     if (tok < 0).any() or (tok >= c.vocab_size).any():
-        raise ValueError(f"batch['lang_tokens']: ids must be in [0, {c.vocab_size}), got min {int(tok.min())} max {int(tok.max())}")
+        raise ValueError(f"batch['lang_tokens']: ids must be in [0, {c.vocab_size}), "
+                         f"got min {int(tok.min())} max {int(tok.max())}")
     lat = (c.latent_channels, c.latent_size, c.latent_size)
     if c.has_generation_expert:
         check("latent_hist", (B, 2, *lat), "float", finite=True)
@@ -641,7 +648,8 @@ def validate_batch(config: A1Config, batch: dict[str, Any], mode: str) -> None:
     present = [k for k in qa if k in batch]
     if present and mode == "train":
         if len(present) != len(qa):
-            raise ValueError(f"batch: QA keys must come together; have {present}, missing {sorted(set(qa) - set(present))}")
+            raise ValueError(f"batch: QA keys must come together; have {present}, "
+                             f"missing {sorted(set(qa) - set(present))}")
         for prefix in ("qa_question", "qa_answer"):
             t = batch[f"{prefix}_tokens"]
             n = t.shape[1] if t.ndim == 2 else -1

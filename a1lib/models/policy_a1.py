@@ -57,7 +57,7 @@ class CheckpointError(ValueError):
 class A1Policy:
     """A1Model + processor (normaliser, text tokenizer, image tokenizer) + its inference settings, as a Policy."""
 
-    def __init__(self, model: A1Model, processor: A1Processor, settings: InferenceSettings = InferenceSettings(delta=5),
+    def __init__(self, model: A1Model, processor: A1Processor, settings: InferenceSettings,
                  imagine: bool = False, seed: int = 0, num_steps: int | None = None, device: str | torch.device = "cpu",
                  binary_action_dims: tuple[int, ...] = ()):
         try:
@@ -106,7 +106,8 @@ class A1Policy:
     def infer(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
         c = self.config
         batch = {k: v.to(self.device) for k, v in self.processor.observation_batch(obs).items()}
-        noise = self.noise_scale * torch.randn(1, c.chunk_size, c.action_dim, generator=self._generator)  # drawn even at 0: one stream
+        # drawn even at 0: one stream
+        noise = self.noise_scale * torch.randn(1, c.chunk_size, c.action_dim, generator=self._generator)
         noise = noise.to(self.device)
         # Batch-1 matrices (widths ~100, ~10 rows) are too small to split over cores: on CPU one
         # thread is faster. Restored afterwards, so the rest of the process keeps its setting.
@@ -170,7 +171,8 @@ class A1Policy:
             raise CheckpointError(str(e)) from e
         config = model.config
         if int(meta.get("chunk_size", -1)) != config.chunk_size:
-            raise CheckpointError(f"{directory}: policy.json chunk_size {meta.get('chunk_size')} != config.json chunk_size {config.chunk_size}")
+            raise CheckpointError(f"{directory}: policy.json chunk_size {meta.get('chunk_size')} "
+                                  f"!= config.json chunk_size {config.chunk_size}")
 
         normalizer = Normalizer.from_dict(norm)
         text_tok = load_text_tokenizer(directory / TOKENIZER_FILE, meta.get("special_tokens"))

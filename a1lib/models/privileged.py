@@ -145,12 +145,14 @@ class PrivilegedPolicy:
             save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
             (tmp / "config.json").write_text(json.dumps(asdict(self.model.config), indent=2) + "\n")
             (tmp / "normalizer.json").write_text(json.dumps(self.normalizer.to_dict(), indent=1) + "\n")
-            (tmp / "policy.json").write_text(json.dumps({"format": FORMAT, "binary_action_dims": list(self.binary_action_dims),
+            (tmp / "policy.json").write_text(json.dumps({"format": FORMAT,
+                                                         "binary_action_dims": list(self.binary_action_dims),
                                                          "replan_every": self.settings.replan_every}, indent=2) + "\n")
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, override: dict[str, Any] | None = None) -> "PrivilegedPolicy":
+    def from_pretrained(cls, directory: str | os.PathLike,
+                        override: dict[str, Any] | None = None) -> "PrivilegedPolicy":
         """The policy with the replan interval it was exported with, but for ``override`` (printed)."""
         directory = Path(directory)
         meta = json.loads((directory / "policy.json").read_text())

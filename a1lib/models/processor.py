@@ -166,7 +166,8 @@ class A1Processor:
         if source != "human":
             for key, dim, name in ((STATE, c.state_dim, "state_dim"), (ACTION, c.action_dim, "action_dim")):
                 if key not in feats:
-                    raise ProcessorError(f"{where}: source {source!r} needs feature {key!r} (only human video has none)")
+                    raise ProcessorError(f"{where}: source {source!r} needs feature {key!r} "
+                                         "(only human video has none)")
                 got = tuple(feats[key]["shape"])
                 if got != (dim,):
                     raise ProcessorError(f"{where}: {key} has shape {got}, the model config has {name}={dim}")
@@ -216,7 +217,8 @@ class A1Processor:
         """One WindowedDataset sample (with ``observation.image`` of frame t) -> unbatched tensors."""
         c = self.config
         source = str(s.get("source", "sim"))
-        out: dict[str, torch.Tensor] = {"image": image_to_tensor(s[IMAGE], c.image_size, f"{source}[{int(s.get('index', -1))}] {IMAGE}")}
+        out: dict[str, torch.Tensor] = {"image": image_to_tensor(s[IMAGE], c.image_size,
+                                                                 f"{source}[{int(s.get('index', -1))}] {IMAGE}")}
         out["lang_tokens"], out["lang_mask"] = self.tokenize(s["task"])
         has_action = bool(s.get("has_action", ACTION in s))
         if has_action:

@@ -98,8 +98,8 @@ def train_text_tokenizer(corpus: Iterable[str], vocab_size: int = 1024) -> PreTr
     # The trainer counts words and keeps the most frequent (ties broken by the word: deterministic).
     # show_progress=False: its bar ("Pre-processing sequences ... n / 0", no total for an iterator)
     # is noise in a log, and training takes well under a second.
-    tok.train_from_iterator(lines, WordLevelTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS,
-                                                    show_progress=False))
+    tok.train_from_iterator(lines, WordLevelTrainer(vocab_size=vocab_size, min_frequency=1,
+                                                    special_tokens=SPECIAL_TOKENS, show_progress=False))
     vocab = tok.get_vocab()
     assert [vocab[t] for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
     tok.post_processor = processors.TemplateProcessing(

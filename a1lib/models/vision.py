@@ -38,7 +38,6 @@ tie the state token to the end of the prefix pass.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

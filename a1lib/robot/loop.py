@@ -87,7 +87,8 @@ class EpisodeResult:
     def summary(self) -> str:
         t, b, s = self.timing, self.broker, self.safety
         lines = [
-            f"{'DRY RUN ' if self.dry_run else ''}{self.steps} steps at {t.achieved_hz:.2f} Hz (target {t.target_hz:g}); "
+            f"{'DRY RUN ' if self.dry_run else ''}{self.steps} steps at {t.achieved_hz:.2f} Hz "
+            f"(target {t.target_hz:g}); "
             f"overruns {t.overruns} (worst {t.worst_overrun_ms:.1f} ms); busy {t.mean_step_ms:.1f} ms/step",
             f"inference: {b.inferences} chunks, latency mean {self.latency_ms['mean']:.1f} ms, "
             f"p95 {self.latency_ms['p95']:.1f} ms; watchdog trips {b.watchdog_trips}, errors {b.errors}, "

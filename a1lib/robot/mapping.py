@@ -190,7 +190,8 @@ class FeatureMapping:
             if normalize and self.state_mean is not None:
                 state = (state - np.asarray(self.state_mean)) / np.asarray(self.state_std)
             state = state.astype(np.float32)
-        faults.update({k: f"reads {v:g}, beyond the model's float32 state" for k, v, x in zip(self.state_keys, raw, state)
+        faults.update({k: f"reads {v:g}, beyond the model's float32 state"
+                       for k, v, x in zip(self.state_keys, raw, state)
                        if np.isfinite(v) and not np.isfinite(x)})
         if faults:
             raise ReadingError("unusable readings: " + "; ".join(f"{k}: {why}" for k, why in faults.items()), faults)

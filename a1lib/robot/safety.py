@@ -54,7 +54,8 @@ from a1lib.robot.interface import RobotError, finite_number, joint_keys, reading
 class SafetyConfig:
     limits: dict[str, tuple[float, float]] = field(default_factory=dict)  # action key -> (low, high)
     max_relative_target: float | dict[str, float] | None = None  # per-step cap (robot units)
-    workspace: dict[str, tuple[float, float]] = field(default_factory=dict)  # "<j>.pos" -> (low, high); else robot.workspace
+    # "<j>.pos" -> (low, high); else robot.workspace
+    workspace: dict[str, tuple[float, float]] = field(default_factory=dict)
     # A "<j>.pos" reading that moves more than this in one step is a glitch (robot units);
     # default 2 * cap for capped position joints, no jump check for other readings.
     max_reading_jump: float | dict[str, float] | None = None

@@ -50,7 +50,8 @@ class RemotePolicy:
                 break
             except ConnectionRefusedError as e:  # server still starting: retry until the deadline
                 if time.monotonic() > deadline:
-                    raise RemotePolicyError(f"no policy server at {self.uri} after {self.connect_timeout_s:.0f} s") from e
+                    raise RemotePolicyError(f"no policy server at {self.uri} "
+                                            f"after {self.connect_timeout_s:.0f} s") from e
                 time.sleep(0.2)
             except Exception as e:  # noqa: BLE001 (e.g. HTTP 401 for a wrong API key)
                 raise RemotePolicyError(f"cannot connect to {self.uri}: {e}") from e

@@ -62,7 +62,8 @@ def unpack_array(obj: dict, max_elements: int | None = None) -> Any:
         if max_elements is not None and n > max_elements:
             raise DecodeError(f"array of shape {tuple(shape)} has {n} elements, more than the limit {max_elements}")
         if len(data) != n * dtype.itemsize:
-            raise DecodeError(f"ndarray data has {len(data)} bytes, shape {tuple(shape)} x {dtype} needs {n * dtype.itemsize}")
+            raise DecodeError(f"ndarray data has {len(data)} bytes, "
+                              f"shape {tuple(shape)} x {dtype} needs {n * dtype.itemsize}")
         return np.ndarray(buffer=data, dtype=dtype, shape=tuple(shape))
     if b"__npgeneric__" in obj:
         dtype = _dtype(obj.get(b"dtype"))

@@ -127,7 +127,8 @@ def validate_observation(obs: Any, cfg: ServerConfig, expect: dict[str, Any] | N
             raise ObservationError(f"{IMAGE_PAST} shape {past.shape} differs from {IMAGE} {out[IMAGE].shape}")
         out[IMAGE_PAST] = past.copy()
     if expect.get("image_shape") is not None and tuple(out[IMAGE].shape) != tuple(expect["image_shape"]):
-        raise ObservationError(f"{IMAGE} has shape {out[IMAGE].shape}, the policy expects {tuple(expect['image_shape'])}")
+        raise ObservationError(f"{IMAGE} has shape {out[IMAGE].shape}, "
+                               f"the policy expects {tuple(expect['image_shape'])}")
     state = keys[STATE]
     if not isinstance(state, np.ndarray) or state.dtype.kind != "f":
         raise ObservationError(f"{STATE} must be a float array, got {getattr(state, 'dtype', type(state).__name__)}")
@@ -196,7 +197,8 @@ class PolicyServer:
         if key:
             got = request.headers.get("Authorization", "")
             if not hmac.compare_digest(got.encode(), f"Api-Key {key}".encode()):
-                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing or wrong API key (Authorization: Api-Key <key>)\n")
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED,
+                                          "missing or wrong API key (Authorization: Api-Key <key>)\n")
         return None
 
     async def _handler(self, ws) -> None:

@@ -15,8 +15,7 @@ instructions), ``experts.py`` (scripted experts), ``env.py`` (the Gymnasium env)
 
 from a1lib.sim.env import SCENE_FEATURES, TabletopEnv, make_env, register_envs
 from a1lib.sim.tasks import DYNAMIC_TASKS, STATIC_TASKS, TASKS
-from a1lib.sim.world import (ACTION_DIM, ACTION_NAMES, COLOR_NAMES, KIND_NAMES, MAX_OBJECTS, STATE_DIM,
-                             STATE_NAMES)
+from a1lib.sim.world import ACTION_DIM, ACTION_NAMES, COLOR_NAMES, KIND_NAMES, MAX_OBJECTS, STATE_DIM, STATE_NAMES
 
 register_envs()
 

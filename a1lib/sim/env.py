@@ -27,8 +27,17 @@ from a1lib.sim.domains import DOMAINS, NOISE_BANK, make_look
 from a1lib.sim.experts import expert_action, expert_plan
 from a1lib.sim.render import SceneRenderer
 from a1lib.sim.tasks import TASK_IDS, TASKS
-from a1lib.sim.world import (ACTION_DIM, COLOR_NAMES, KIND_NAMES, MAX_OBJECTS, STATE_DIM, STATE_HIGH, STATE_LOW,
-                             STATE_NAMES, World)
+from a1lib.sim.world import (
+    ACTION_DIM,
+    COLOR_NAMES,
+    KIND_NAMES,
+    MAX_OBJECTS,
+    STATE_DIM,
+    STATE_HIGH,
+    STATE_LOW,
+    STATE_NAMES,
+    World,
+)
 
 SCENE_FEATURES = {
     "scene.kind": {"dtype": "int64", "shape": [MAX_OBJECTS], "names": [f"object_{k}" for k in range(MAX_OBJECTS)]},

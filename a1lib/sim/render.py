@@ -315,7 +315,8 @@ def object_prims(kind: str, color: int, size: tuple[float, float] = (0.0, 0.0)) 
         return (("circle", 0.0, 0.0, 0.034, c), ("ring", 0.0, 0.0, 0.027, 0.034, dark),
                 ("rect", 0.015, 0.0, 0.03, 0.012, (250, 250, 250)))
     if kind == "flower":  # the head is the grasp point
-        return (("rect", -0.03, 0.0, 0.05, 0.016, (40, 130, 40)), ("ellipse", -0.034, 0.014, 0.014, 0.008, (60, 160, 60)),
+        return (("rect", -0.03, 0.0, 0.05, 0.016, (40, 130, 40)),
+                ("ellipse", -0.034, 0.014, 0.014, 0.008, (60, 160, 60)),
                 ("circle", 0.016, 0.0, 0.028, c), ("circle", 0.016, 0.0, 0.01, (250, 220, 60)))
     if kind == "vase":
         return (("circle", 0.0, 0.0, 0.05, c), ("circle", 0.0, 0.0, 0.032, (25, 25, 30)))

@@ -144,7 +144,8 @@ class LatentCache:
         if dataset_fingerprint is not None and dataset_fingerprint != self.meta["dataset_fingerprint"]:
             raise StaleCacheError(
                 f"{self.path}: made from another version of {self.meta.get('dataset_path')} "
-                f"(fingerprint {self.meta['dataset_fingerprint']} != {dataset_fingerprint}); re-run `a1 tokenizer encode`"
+                f"(fingerprint {self.meta['dataset_fingerprint']} != {dataset_fingerprint}); "
+                "re-run `a1 tokenizer encode`"
             )
         self._latents: torch.Tensor | None = None  # loaded on first use
 

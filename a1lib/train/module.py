@@ -115,7 +115,8 @@ class A1LightningModule(L.LightningModule):
                 bad |= nf
         if not bad.any():  # the total is bad but no term is: blame every sample
             bad[:] = True
-        names = sorted({SOURCES[k] if 0 <= k < len(SOURCES) else f"source {k}" for k in batch["source_id"][bad].tolist()})
+        names = sorted({SOURCES[k] if 0 <= k < len(SOURCES) else f"source {k}"
+                        for k in batch["source_id"][bad].tolist()})
         raise NonFiniteLossError(
             f"non-finite loss at step {self.global_step} (term(s) {terms or ['total']}) from source(s) {names}; "
             f"training stopped, the last good checkpoint (last.ckpt) is kept")

@@ -146,7 +146,8 @@ def variants_table(results: dict[str, dict[str, Any]]) -> str:
         loss = "—" if r.get("val_action_loss") is None else f"{r['val_action_loss']:.3f}"
         futures = "; ".join(f"{t} {v['reduction_vs_copy']:+.0%}" for t, v in r.get("futures", {}).items()) or "—"
         b = r["budget"]
-        lines.append(f"| {name} | {r['description']} | {', '.join(r['tasks'])} | {r['success']:.1%} [{lo:.1%}, {hi:.1%}] | "
+        lines.append(f"| {name} | {r['description']} | {', '.join(r['tasks'])} | "
+                     f"{r['success']:.1%} [{lo:.1%}, {hi:.1%}] | "
                      f"{seeds} | {loss} | {futures} | {b['pretrain_steps']} / {b['finetune_steps']} |")
     lines += ["", "*Imagined future vs copy*: how much lower the generation expert's future-latent MSE is than "
               "\"the future equals now\" on held-out lab episodes of the group's dynamic tasks (validation seeds), "
@@ -166,7 +167,8 @@ def _sweep_points(result: dict[str, Any], task: str, arm: str) -> list[dict[str,
 
 def _episodes(result: dict[str, Any], task: str, arms: list[str]) -> str:
     """Episodes per point of ``arms`` on ``task``: the trained arms pool their seeds, the experts run once."""
-    return "/".join(map(str, sorted({p["episodes"] for p in result["points"] if p["task"] == task and p["arm"] in arms})))
+    counts = {p["episodes"] for p in result["points"] if p["task"] == task and p["arm"] in arms}
+    return "/".join(map(str, sorted(counts)))
 
 
 def plot_speed_sweep(result: dict[str, Any], out: str | Path) -> Path:
@@ -211,13 +213,17 @@ def speed_sweep_table(result: dict[str, Any]) -> str:
         for speed in sorted({p["speed"] for p in result["points"] if p["task"] == task}):
             cells = []
             for arm in arms:
-                p = next((q for q in result["points"] if q["task"] == task and q["arm"] == arm and q["speed"] == speed), None)
+                p = next((q for q in result["points"]
+                          if q["task"] == task and q["arm"] == arm and q["speed"] == speed), None)
                 cells.append("—" if p is None else f"{p['successes']}/{p['episodes']}")
             inside = "" if lo <= speed <= hi else " *"
-            lines.append(f"| {task} | {rng['speed_key'].replace('_', ' ')} {speed:g}{inside} | " + " | ".join(cells) + " |")
-    lines += ["", "\\* outside the training range (belt speed "
-              + ", turntable speed ".join(f"{r['range'][0]:g}-{r['range'][1]:g}" for r in result["training_range"].values())
-              + f"). Trained arms: {'/'.join(str(n) for n in sorted({len(s) for s in result['training_seeds'].values()}))} "
-              f"training seeds x {result['episodes_per_speed_and_seed']} episodes per speed, pooled; the experts run the same "
-              f"{result['episodes_per_speed_and_seed']} episodes (evaluation seeds) once."]
+            key = rng["speed_key"].replace("_", " ")
+            lines.append(f"| {task} | {key} {speed:g}{inside} | " + " | ".join(cells) + " |")
+    bounds = [r["range"] for r in result["training_range"].values()]
+    ranges = ", turntable speed ".join(f"{a:g}-{b:g}" for a, b in bounds)
+    seeds = "/".join(str(n) for n in sorted({len(s) for s in result["training_seeds"].values()}))
+    episodes = result["episodes_per_speed_and_seed"]
+    lines += ["", f"\\* outside the training range (belt speed {ranges}). Trained arms: {seeds} "
+              f"training seeds x {episodes} episodes per speed, pooled; the experts run the same "
+              f"{episodes} episodes (evaluation seeds) once."]
     return "\n".join(lines) + "\n"

@@ -29,7 +29,8 @@ def plot_training_curves(runs: dict[str, str | Path], out: str | Path) -> Path:
     for ax, (name, run_dir) in zip(axes[0], runs.items()):
         log = read_csv_log(run_dir)
         step = log.get("step")
-        for key in sorted(k for k in log if k.startswith("train/") and k.count("/") == 1 and k != "train/samples_per_s"):
+        totals = (k for k in log if k.startswith("train/") and k.count("/") == 1 and k != "train/samples_per_s")
+        for key in sorted(totals):
             ok = ~np.isnan(log[key])
             if ok.any():
                 ax.plot(step[ok], log[key][ok], label=key.removeprefix("train/"))
@@ -44,7 +45,8 @@ def plot_training_curves(runs: dict[str, str | Path], out: str | Path) -> Path:
     return _save(fig, out)
 
 
-def plot_success_bars(metrics: dict[str, Any], out: str | Path, static_tasks: list[str], dynamic_tasks: list[str]) -> Path:
+def plot_success_bars(metrics: dict[str, Any], out: str | Path, static_tasks: list[str],
+                      dynamic_tasks: list[str]) -> Path:
     """Per-task success with 95% Wilson intervals, one bar per row (policy), static then dynamic."""
     rows = metrics["rows"]
     tasks = [t for t in static_tasks + dynamic_tasks if t in metrics["tasks"]]
@@ -108,7 +110,8 @@ def results_table(metrics: dict[str, Any]) -> str:
         cells = []
         for row in rows.values():
             v = row["overall"] if task == "(all)" else row["per_task"][task]
-            cells.append(f"{v['success_rate']:.0%} [{v['ci95'][0]:.0%}, {v['ci95'][1]:.0%}] ({v['successes']}/{v['episodes']})")
+            lo, hi = v["ci95"]
+            cells.append(f"{v['success_rate']:.0%} [{lo:.0%}, {hi:.0%}] ({v['successes']}/{v['episodes']})")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
@@ -173,7 +176,8 @@ def perception_table(perception: dict[str, Any]) -> str:
               for n, v in loc.items()]
     fut = perception.get("futures", {})
     if fut:
-        lines += ["", "| dynamic task | future-latent MSE | future = now | reduction | object PSNR dB (imagined / now) |",
+        lines += ["",
+                  "| dynamic task | future-latent MSE | future = now | reduction | object PSNR dB (imagined / now) |",
                   "|---|---|---|---|---|"]
         lines += [f"| {t} | {v['latent_mse']:.4f} | {v['latent_mse_copy']:.4f} | {v['reduction_vs_copy']:+.0%} | "
                   f"{v['psnr_objects_db']:.1f} / {v['psnr_objects_copy_db']:.1f} |" for t, v in fut.items()]

@@ -47,7 +47,8 @@ def to_pixels(value: float, unit: str, image_size: int = 64) -> float:
 def tolerance_table(image_size: int = 64) -> list[dict]:
     """One row per decision: before / now, in table units (or rad) and in pixels."""
     return [{"decision": d, "applies to": where, "before": old, "now": new,
-             "before px": round(to_pixels(old, unit, image_size), 2), "now px": round(to_pixels(new, unit, image_size), 2)}
+             "before px": round(to_pixels(old, unit, image_size), 2),
+             "now px": round(to_pixels(new, unit, image_size), 2)}
             for d, where, old, new, unit in _ROWS]
 
 

@@ -72,7 +72,8 @@ def swept_policies(directory: str | Path, group: str) -> dict[str, dict[str, str
         out[name] = {f"seed{s}": str(layout.policy(s)) for s in seeds}
         missing = [p for p in out[name].values() if not Path(p).is_dir()]
         if missing:
-            raise FileNotFoundError(f"{missing[0]}: policy not found (`dvc pull` or `dvc repro ablation@{group}-{name}`)")
+            raise FileNotFoundError(f"{missing[0]}: policy not found "
+                                    f"(`dvc pull` or `dvc repro ablation@{group}-{name}`)")
     return out
 
 

@@ -59,7 +59,8 @@ from a1lib.workflows.params import load_section
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default=None, help="A1Policy directory to evaluate (omit for references only)")
     parser.add_argument("--name", default="a1", help="row name of --policy (default: a1)")
-    parser.add_argument("--reference", default="expert,random", help="reference rows: subset of expert,random ('' for none)")
+    parser.add_argument("--reference", default="expert,random",
+                        help="reference rows: subset of expert,motion_blind_expert,random ('' for none)")
     parser.add_argument("--privileged", default=None,
                         help="PrivilegedPolicy directory (a1 privileged): adds the privileged-state reference row")
     parser.add_argument("--seed-set", default="eval", choices=("eval", "validation"),
@@ -71,11 +72,14 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate the A1 row once per sampling noise scale (with --seed-set validation; "
                              "combinable with --replan-sweep); without a value, params `replan_sweep.noise_scales`")
     parser.add_argument("--tasks", default=None, help="comma-separated tasks (default: all ten)")
-    parser.add_argument("--episodes", type=int, default=None, help="episodes per task (default: params eval.episodes or 10)")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="episodes per task (default: params eval.episodes or 10)")
     parser.add_argument("--replan-every", type=int, default=None,
-                        help="override every row's actions executed per chunk (default: each policy's own, policy.json)")
+                        help="override every row's actions executed per chunk "
+                             "(default: each policy's own, policy.json)")
     parser.add_argument("--noise-scale", type=float, default=None,
-                        help="override: sample A1 rows from noise_scale * N(0, I) (0: the mean chunk; default: as exported)")
+                        help="override: sample A1 rows from noise_scale * N(0, I) "
+                             "(0: the mean chunk; default: as exported)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: params or 2)")
     parser.add_argument("--gifs-per-task", type=int, default=None, help="rollout GIFs per task and row (default 1)")
     parser.add_argument("--belt-speed", default=None, help="comma-separated belt speeds: a speed sweep")
@@ -107,7 +111,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not policies:
         raise ValueError("nothing to evaluate: give --policy and/or --reference")
     out = Path(args.out)
-    override = {k: v for k, v in (("replan_every", args.replan_every), ("noise_scale", args.noise_scale)) if v is not None}
+    given = (("replan_every", args.replan_every), ("noise_scale", args.noise_scale))
+    override = {k: v for k, v in given if v is not None}
     common = dict(workers=workers, gifs_per_task=gifs, image_size=args.image_size, out=out, seed_set=args.seed_set,
                   override=override, progress=not args.no_progress and sys.stderr.isatty())
     if args.replan_sweep or args.noise_sweep:
@@ -182,7 +187,8 @@ def run_perception(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 def add_figures_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain", default="artifacts/pretrain", help="pretraining run directory")
-    parser.add_argument("--finetune", default="artifacts/finetune", help="fine-tuning run directory (policy in policy/)")
+    parser.add_argument("--finetune", default="artifacts/finetune",
+                        help="fine-tuning run directory (policy in policy/)")
     parser.add_argument("--eval", default="experiments/eval/metrics.json", help="evaluation metrics JSON")
     parser.add_argument("--perception", default="experiments/perception/metrics.json",
                         help="a1 perception metrics (skipped if missing)")
@@ -230,7 +236,8 @@ def run_figures(args: argparse.Namespace) -> int:
     if Path(args.perception).is_file():
         perception = json.loads(Path(args.perception).read_text())
         written.append(plot_perception(perception, out / "perception.png"))
-        text += "\n## Perception: localisation and imagined futures (held-out episodes)\n\n" + perception_table(perception)
+        text += ("\n## Perception: localisation and imagined futures (held-out episodes)\n\n"
+                 + perception_table(perception))
     if Path(args.sweep).is_file():
         sweep = json.loads(Path(args.sweep).read_text())
         written.append(plot_replan_sweep(sweep, out / "replan_sweep.png"))

@@ -79,7 +79,6 @@ class QuickPolicyConfig:
     steps: int = 40  # model optimizer steps
     batch_size: int = 8
     lr: float = 1e-3
-    delta: int = 5
 
 
 def ci_model_config(image_size: int = 64) -> A1Config:
@@ -269,7 +268,7 @@ def _train(cfg: QuickPolicyConfig, config: A1Config, work: Path, progress: bool)
     t = time.perf_counter()
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=min(5, cfg.steps),
                             min_lr=cfg.lr / 10, val_every=cfg.steps, val_batches=1, log_every=5,
-                            checkpoint_every=cfg.steps, delta=cfg.delta, seed=cfg.seed, precision="32",
+                            checkpoint_every=cfg.steps, seed=cfg.seed, precision="32",
                             source_weights={s: 1.0 for s in cfg.sources})
     # = inputs.build_processor, with the caches just written (no staleness check needed)
     latents = {s: LatentCache(arts.latents_dir / f"{s}.safetensors", image_tok) for s in datasets}

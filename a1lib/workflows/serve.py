@@ -21,7 +21,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--checkpoint", metavar="DIR", help="serve the A1 policy saved in DIR")
     which.add_argument("--policy", choices=["shipped", "random"], default="shipped",
-                       help="without --checkpoint: the committed cpu policy (policies/a1-cpu, default) or a random baseline")
+                       help="without --checkpoint: the committed cpu policy (policies/a1-cpu, default) "
+                            "or a random baseline")
     parser.add_argument("--seed", type=int, default=0, help="random policy: its seed")
     parser.add_argument("--action-dim", type=int, default=5, help="random policy: action size A")
     parser.add_argument("--horizon", type=int, default=10, help="random policy: chunk length H")

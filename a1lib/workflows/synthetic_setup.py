@@ -108,7 +108,8 @@ _WORD = re.compile(r"\S+")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m a1lib.workflows.synthetic_setup --out DIR --steps N``: a toy training run (the resume test kills it)."""
+    """``python -m a1lib.workflows.synthetic_setup --out DIR --steps N``: a toy training run
+    (the resume test kills it)."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="toy dataset folder (default: OUT/data)")
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--devices", type=int, default=0, help="training processes (0: torchrun's count, else 1)")
     p.add_argument("--strategy", default="auto", help="auto | ddp | fsdp")
-    p.add_argument("--trace", default=None, metavar="DIR", help="write DIR/rank{r}.jsonl: samples and checkpoint writes per process")
+    p.add_argument("--trace", default=None, metavar="DIR",
+                   help="write DIR/rank{r}.jsonl: samples and checkpoint writes per process")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     setup = make_toy_setup(args.data or Path(args.out) / "data")
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     result = fit(setup.config, cfg, setup.datasets, processor, args.out, resume=not args.no_resume,
                  progress=False, extra_callbacks=callbacks)
     if result.rank == 0:
-        print(f"done: global_step={result.global_step} resumed_from={result.resumed_from} world_size={result.world_size}")
+        print(f"done: global_step={result.global_step} resumed_from={result.resumed_from} "
+              f"world_size={result.world_size}")
     return 0
 
 

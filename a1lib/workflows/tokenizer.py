@@ -45,7 +45,8 @@ from a1lib.workflows.params import load_section
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
     parser.add_argument("--preset", default=None, help="params.yaml preset (default: its `preset` key)")
-    parser.add_argument("--data", type=Path, default=Path("data"), help="root holding sim/, lab/, human/ (default: data)")
+    parser.add_argument("--data", type=Path, default=Path("data"),
+                        help="root holding sim/, lab/, human/ (default: data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/tokenizer"),
                         help="writes OUT/image/, OUT/text/, OUT/metrics.json, OUT/summary.json "
                              "(default: artifacts/tokenizer)")
@@ -107,12 +108,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path("data"), help="root holding sim/, lab/, human/ (default: data)")
+    parser.add_argument("--data", type=Path, default=Path("data"),
+                        help="root holding sim/, lab/, human/ (default: data)")
     parser.add_argument("--tokenizer", type=Path, default=Path("artifacts/tokenizer"),
                         help="trained tokenizer directory (default: artifacts/tokenizer)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/latents"),
                         help="where <source>.safetensors go (default: artifacts/latents)")
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES, help="datasets to encode (default: all)")
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES,
+                        help="datasets to encode (default: all)")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per encoder batch (default: 256)")
     parser.add_argument("--force", action="store_true", help="re-encode even when the cache is up to date")
     parser.add_argument("--no-progress", action="store_true",

@@ -165,7 +165,8 @@ def run_vision(args: argparse.Namespace) -> int:
     atomic_write_json(Path(args.out) / "metrics.json", metrics)
     per = metrics["localisation"]["per_name"]
     print(f"trained {metrics['samples_seen']} frames in {metrics['seconds']:.0f} s ({metrics['samples_per_s']:.0f}/s); "
-          "held-out error px: " + ", ".join(f"{n} {per[n]['error_px']:.1f}" for n in ("gripper", "target", "goal") if n in per))
+          "held-out error px: " + ", ".join(f"{n} {per[n]['error_px']:.1f}"
+                                            for n in ("gripper", "target", "goal") if n in per))
     return 0
 
 

@@ -56,8 +56,8 @@ from a1lib.viz.ablation_figures import (
     variants_table,
 )
 from a1lib.workflows.cli import Command
-from a1lib.workflows.evaluation import torch_threads
 from a1lib.workflows.params import load_section, model_config, train_config
+from a1lib.workflows.quick_policy import torch_threads
 from a1lib.workflows.training import train_a1
 
 DONE_FILE = "done.json"  # written when a training run finished: the identity of the step that made it

@@ -4,13 +4,9 @@ on held-out episodes) and ``a1 figures`` (the README's figures and results table
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import torch
 
 from a1lib.data.seeds import eval_seed
 from a1lib.eval.evaluate import (
@@ -51,6 +47,7 @@ from a1lib.viz.figures import (
 )
 from a1lib.workflows.cli import Command
 from a1lib.workflows.params import load_section
+from a1lib.workflows.quick_policy import torch_threads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,18 +194,6 @@ def add_figures_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="figures", help="output folder")
     parser.add_argument("--grid-tasks", default="ExpressSorting,IngredientPicking,SortParts,PlaceFlower",
                         help="tasks of the imagined-futures grid")
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch CPU threads, then restore the caller's setting (a notebook
-    that draws a figure keeps its own)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def imagined_grid(policy_dir: str | Path, out: str | Path, tasks: list[str], step: int = 10,

@@ -143,7 +143,7 @@ def build_quick_policy(out_dir: str | os.PathLike, seed: int = 0, steps: int = 4
     if reuse and have_artifacts and _reusable(out_dir, recipe):
         return out_dir
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_torch_threads(threads))
+        stack.enter_context(torch_threads(threads))
         work = kept if kept is not None else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="a1-quick-")))
         report = _train(cfg, config, work, progress)
 
@@ -153,8 +153,9 @@ def build_quick_policy(out_dir: str | os.PathLike, seed: int = 0, steps: int = 4
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` torch CPU threads (None: leave torch alone), then restore."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads (None: leave torch alone), then restore the
+    caller's setting (a notebook that draws a figure keeps its own)."""
 
     before = torch.get_num_threads()
     if threads:
